@@ -1,0 +1,206 @@
+"""The studio config: one YAML file, merged over documented defaults, validated by
+a JSON Schema, and turned into traitlets config by small pure functions."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).parent
+DEFAULTS_PATH = HERE / "defaults.yaml"
+SCHEMA_PATH = HERE / "schema" / "studio.schema.json"
+
+# Environment variables through which `aistudio up` (and tests) hand settings to
+# jupyterhub_config.py, which JupyterHub loads as a plain Python file.
+ENV_CONFIG = "AISTUDIO_CONFIG"
+ENV_DATA_DIR = "AISTUDIO_DATA_DIR"
+ENV_PORT = "AISTUDIO_PORT"
+
+
+class StudioConfigError(Exception):
+    """The studio config is unusable; the message names the file and the key."""
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` over ``base``; nested dicts are merged, everything else replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def defaults() -> dict:
+    return yaml.safe_load(DEFAULTS_PATH.read_text())
+
+
+_validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+
+
+def validate(config: dict, source: str = "<config>") -> None:
+    errors = sorted(_validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = []
+        for e in errors:
+            key = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+            lines.append(f"{source}: {key}: {e.message}")
+        raise StudioConfigError("\n".join(lines))
+
+
+def resolve_paths(config: dict, base_dir: Path) -> dict:
+    """Make the config's relative paths absolute, relative to ``base_dir``."""
+    config = copy.deepcopy(config)
+
+    def absolute(p):
+        return str((base_dir / os.path.expanduser(p)).resolve())
+
+    config["data_dir"] = absolute(config["data_dir"])
+    config["profiles_dir"] = absolute(config["profiles_dir"])
+    if config["local"].get("python_env"):
+        config["local"]["python_env"] = absolute(config["local"]["python_env"])
+    return config
+
+
+def load(path: str | os.PathLike | None = None, *, data_dir=None, port=None) -> dict:
+    """Load the studio config at ``path`` (defaults alone when None), apply
+    command-line overrides, validate, and resolve paths."""
+    override: dict = {}
+    source = "<defaults>"
+    base_dir = Path.cwd()
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        try:
+            override = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise StudioConfigError(f"{path}: cannot be read: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise StudioConfigError(f"{path}: is not valid YAML: {e}") from None
+        if not isinstance(override, dict):
+            raise StudioConfigError(f"{path}: (top level): must be a mapping of settings")
+        base_dir = path.resolve().parent
+    config = deep_merge(defaults(), override)
+    validate(config, source)
+    config = resolve_paths(config, base_dir)
+    if data_dir is not None:
+        config["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    if port is not None:
+        config["hub"]["port"] = int(port)
+        validate(config, source)
+    return config
+
+
+def load_from_env() -> dict:
+    """The config that `aistudio up` asked for through the environment."""
+    return load(
+        os.environ.get(ENV_CONFIG) or None,
+        data_dir=os.environ.get(ENV_DATA_DIR) or None,
+        port=os.environ.get(ENV_PORT) or None,
+    )
+
+
+def user_accounts(config: dict) -> str:
+    """``system`` or ``shared``, with ``auto`` decided by whether we are root."""
+    wanted = config["local"]["user_accounts"]
+    if wanted == "auto":
+        return "system" if os.geteuid() == 0 else "shared"
+    return wanted
+
+
+def python_env(config: dict) -> str:
+    """Environment whose jupyterhub-singleuser starts servers (real path: users
+    cannot pass through a symlink inside a folder they may not read)."""
+    return os.path.realpath(config["local"]["python_env"] or sys.prefix)
+
+
+def demo_groups(config: dict) -> dict[str, list[str]]:
+    """Groups of each demo user, as the demo login reports them."""
+    return {name: list(u.get("groups", [])) for name, u in config["auth"]["demo"]["users"].items()}
+
+
+# --------------------------------------------------------------------------- traitlets
+
+
+def hub_traitlets(config: dict) -> dict:
+    hub, data = config["hub"], Path(config["data_dir"])
+    return {
+        "JupyterHub": {
+            "ip": hub["ip"],
+            "port": hub["port"],
+            "hub_ip": "127.0.0.1",
+            "hub_port": hub["hub_port"],
+            "base_url": hub["base_url"],
+            "db_url": hub["db_url"] or f"sqlite:///{data / 'jupyterhub.sqlite'}",
+            "cookie_secret_file": str(data / "jupyterhub_cookie_secret"),
+            "pid_file": str(data / "jupyterhub.pid"),
+            "cleanup_servers": True,
+            "cleanup_proxy": True,
+        }
+    }
+
+
+def proxy_traitlets(config: dict) -> dict:
+    data = Path(config["data_dir"])
+    env_bin = Path(sys.prefix) / "bin" / "configurable-http-proxy"
+    command = str(env_bin) if env_bin.exists() else "configurable-http-proxy"
+    return {
+        "ConfigurableHTTPProxy": {
+            "api_url": f"http://127.0.0.1:{config['hub']['proxy_api_port']}",
+            "command": [command],
+            "pid_file": str(data / "jupyterhub-proxy.pid"),
+        }
+    }
+
+
+def auth_traitlets(config: dict) -> dict:
+    auth = config["auth"]
+    demo = auth["demo"]
+    admins = set(auth["admin_users"]) | {n for n, u in demo["users"].items() if u.get("admin")}
+    return {
+        "JupyterHub": {"authenticator_class": "hub_config.auth.DemoAuthenticator"},
+        "Authenticator": {"admin_users": admins, "manage_groups": True},
+        "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or ""},
+    }
+
+
+def spawner_traitlets(config: dict) -> dict:
+    if config["mode"] != "local":
+        raise StudioConfigError(
+            f"mode: {config['mode']}: this installation supports mode local only so far"
+        )
+    spawn, local = config["spawn"], config["local"]
+    env = python_env(config)
+    return {
+        "JupyterHub": {"spawner_class": "hub_config.local_spawner.StudioLocalSpawner"},
+        "Spawner": {
+            "default_url": spawn["default_url"],
+            "start_timeout": spawn["start_timeout"],
+            "http_timeout": spawn["http_timeout"],
+            "cmd": [str(Path(env) / "bin" / "jupyterhub-singleuser")],
+        },
+        "StudioLocalSpawner": {
+            "profiles_dir": config["profiles_dir"],
+            "user_accounts": user_accounts(config),
+            "system_user_prefix": local["system_user_prefix"],
+            "shared_home_root": str(Path(config["data_dir"]) / "homes"),
+            "python_env": env,
+            "gpu_discovery": config["gpus"]["discovery"],
+            "gpu_inventory": config["gpus"]["inventory"],
+        },
+    }
+
+
+def traitlets_config(config: dict) -> dict:
+    """All traitlets settings for a validated studio config."""
+    merged: dict = {}
+    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets):
+        merged = deep_merge(merged, part(config))
+    return merged

@@ -1,0 +1,66 @@
+"""Checks and preparations the hub makes before it starts; refuses a bad config."""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+
+from . import config as studio_config
+from .profiles import InvalidProfiles, load_profiles
+
+log = logging.getLogger("aistudio")
+
+SHARED_MODE_WARNING = """
+************************************************************************
+*  AI Studio is running in DEMO MODE (single account).                 *
+*  Every member's server runs as {account!r}; members can read and     *
+*  change each other's files. Run as root for per-user accounts.       *
+************************************************************************
+"""
+
+
+def fail(message: str):
+    print(f"aistudio: cannot start: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def others_can_run(path: str) -> bool:
+    """Whether accounts other than ours can reach and run ``path``."""
+    p = Path(path).resolve()
+    for parent in reversed(p.parents):
+        if not os.stat(parent).st_mode & 0o001:
+            return False
+    return p.exists() and bool(os.stat(p).st_mode & 0o005 == 0o005)
+
+
+def prepare() -> Config:
+    """Load and check the studio config and profiles; return the traitlets config."""
+    try:
+        cfg = studio_config.load_from_env()
+        traits = studio_config.traitlets_config(cfg)
+    except studio_config.StudioConfigError as e:
+        fail(f"invalid studio config:\n{e}")
+    try:
+        profiles = load_profiles(cfg["profiles_dir"])
+    except InvalidProfiles as e:
+        fail(f"invalid profiles in {cfg['profiles_dir']}:\n{e}")
+    if studio_config.user_accounts(cfg) == "system":
+        python = os.path.join(studio_config.python_env(cfg), "bin", "python")
+        if not others_can_run(python):
+            fail(
+                f"{python} cannot be run by the users' system accounts (a folder on its path is private). "
+                "Set local.python_env to an environment in a readable place, "
+                "or run scripts/setup.sh, which puts it there."
+            )
+    data_dir = Path(cfg["data_dir"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    logging.basicConfig(level=logging.INFO)
+    log.info("Profiles: %s", ", ".join(p.slug for p in profiles.profiles))
+    if studio_config.user_accounts(cfg) == "shared":
+        import getpass
+
+        print(SHARED_MODE_WARNING.format(account=getpass.getuser()), file=sys.stderr, flush=True)
+    return Config(traits)

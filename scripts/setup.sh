@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything AI Studio needs into .venv (idempotent).
+#   scripts/setup.sh          what `aistudio up` needs: Python packages, configurable-http-proxy
+#   scripts/setup.sh --test   also the test tools: pytest, Playwright and Debian's Chromium
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+need_apt=()
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: please install these Debian packages first: ${need_apt[*]}" >&2
+        exit 1
+    fi
+    echo "setup: apt-get install ${need_apt[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# Single-user servers run as per-user system accounts, which must be able to run
+# this environment's Python. Debian's /usr/bin/python3 is readable by everyone;
+# if this checkout's folder is not, the environment lives in /opt and .venv links to it.
+if [ ! -e .venv ]; then
+    target=.venv
+    if [ "$(id -u)" = 0 ] && ! runuser -u nobody -- test -x "$PWD" 2>/dev/null; then
+        target="/opt/aistudio/envs/$(basename "$PWD")-$(printf '%s' "$PWD" | sha1sum | cut -c1-10)"
+        mkdir -p "$(dirname "$target")"
+        chmod 755 /opt/aistudio /opt/aistudio/envs
+    fi
+    echo "setup: creating the Python environment in $target"
+    /usr/bin/python3 -m venv "$target"
+    [ "$target" = .venv ] || ln -sfn "$target" .venv
+fi
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+if [ "$want_test" = 1 ]; then "${pip[@]}" -e ".[test]"; else "${pip[@]}" -e .; fi
+
+# configurable-http-proxy (npm) installs into the environment's own bin/
+chp_version=5.3.0
+if ! .venv/bin/configurable-http-proxy --version 2>/dev/null | grep -qx "$chp_version"; then
+    echo "setup: npm install configurable-http-proxy@$chp_version"
+    npm install -g --silent --no-fund --no-audit --prefix "$(readlink -f .venv)" "configurable-http-proxy@$chp_version" >/dev/null
+fi
+echo "setup: ready ($(.venv/bin/jupyterhub --version | head -1) with configurable-http-proxy $chp_version)"
