@@ -146,6 +146,13 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
                 env["AISTUDIO_MAX_RUNTIME"] = str(self.launch.max_runtime)
         return env
 
+    def get_args(self):
+        args = super().get_args()
+        if self.user_accounts == "shared" and os.geteuid() == 0:
+            # shared mode chosen while root: the server runs as root, as asked
+            args.append("--ServerApp.allow_root=True")
+        return args
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self):

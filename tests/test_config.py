@@ -1,0 +1,61 @@
+"""The studio config: defaults, schema, and the traitlets it turns into."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+from traitlets.config import Config
+
+from hub_config import config as studio_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_are_valid_and_documented():
+    schema = studio_config.json.loads(studio_config.SCHEMA_PATH.read_text())
+    cfg = studio_config.load(None)
+    assert cfg["mode"] == "local" and cfg["hub"]["port"] == 8000
+    for key in studio_config.defaults():
+        assert "description" in schema["properties"][key] or key in ("hub", "auth", "local", "gpus", "spawn")
+
+
+def test_demo_config_and_relative_paths(tmp_path):
+    cfg = studio_config.load(REPO / "aistudio.yaml", data_dir=tmp_path / "d", port=9999)
+    assert cfg["profiles_dir"] == str(REPO / "spawner_profiles")
+    assert cfg["data_dir"] == str(tmp_path / "d")
+    assert cfg["hub"]["port"] == 9999
+    assert studio_config.demo_groups(cfg)["bob"] == ["students"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"mode": "cloud"}, "mode: 'cloud' is not one of"),
+        ({"hub": {"port": "eighty"}}, "hub.port: 'eighty' is not of type 'integer'"),
+        ({"gpus": {"inventory": [{"index": 0}]}}, "gpus.inventory.0: 'type' is a required property"),
+        ({"colour": "red"}, "Additional properties are not allowed ('colour' was unexpected)"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, override, message):
+    path = tmp_path / "aistudio.yaml"
+    path.write_text(yaml.safe_dump(override))
+    with pytest.raises(studio_config.StudioConfigError) as info:
+        studio_config.load(path)
+    assert f"{path}: " in str(info.value) and message in str(info.value)
+
+
+def test_traitlets_from_config(tmp_path):
+    cfg = studio_config.load(REPO / "aistudio.yaml", data_dir=tmp_path)
+    c = Config(studio_config.traitlets_config(cfg))
+    assert c.JupyterHub.db_url == f"sqlite:///{tmp_path}/jupyterhub.sqlite"
+    assert c.JupyterHub.spawner_class.endswith("StudioLocalSpawner")
+    assert c.Authenticator.admin_users == {"admin"}
+    assert c.StudioLocalSpawner.gpu_inventory == [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]
+    assert c.Spawner.cmd[0].endswith("/bin/jupyterhub-singleuser")
+
+
+def test_kubernetes_mode_is_refused_clearly(tmp_path):
+    cfg = studio_config.load(None)
+    cfg["mode"] = "kubernetes"
+    with pytest.raises(studio_config.StudioConfigError, match="mode: kubernetes"):
+        studio_config.traitlets_config(cfg)
