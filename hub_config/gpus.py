@@ -80,6 +80,14 @@ def discover(discovery: str, inventory: list[dict]) -> tuple[list[GPU], str]:
     return [], "none"
 
 
+def cuda_env(gpus: list[GPU]) -> dict[str, str]:
+    """Environment that makes CUDA show a process exactly ``gpus`` (none: no GPU at all)."""
+    return {
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "CUDA_VISIBLE_DEVICES": ",".join(g.visible_id for g in gpus),
+    }
+
+
 class GPUAllocator:
     """Exclusive assignment of devices to servers (owners are ``user/server`` keys)."""
 

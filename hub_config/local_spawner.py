@@ -12,7 +12,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Enum, List, Unicode
 
-from .gpus import GPUAllocator, NoFreeGPUs, discover
+from .gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
 from .profile_spawner import ProfileSpawnerMixin
 
 _allocators: dict[tuple, GPUAllocator] = {}
@@ -137,8 +137,7 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         if self.python_env:
             env["PATH"] = os.pathsep.join([os.path.join(self.python_env, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
         held = self.gpus.held_by(self.owner_key)
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(g.visible_id for g in held)
+        env.update(cuda_env(held))
         if self.launch is not None:
             env["AISTUDIO_PROFILE"] = self.launch.profile.slug
             env["AISTUDIO_GPUS"] = str(len(held))
