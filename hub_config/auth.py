@@ -39,4 +39,5 @@ class DemoAuthenticator(Authenticator):
         expected = user.get("password") or self.shared_password
         if not expected or not hmac.compare_digest(data.get("password", "").encode(), expected.encode()):
             return None
-        return {"name": name, "groups": list(user.get("groups", [])), "admin": bool(user.get("admin")) or name in self.admin_users}
+        admin = bool(user.get("admin")) or name in self.admin_users
+        return {"name": name, "groups": list(user.get("groups", [])), "admin": admin}

@@ -514,7 +514,9 @@ def load_profiles(paths) -> ProfileSet:
     defaults = [p for p in profiles if p.default]
     for extra in defaults[1:]:
         problems.append(
-            ProfileProblem(extra.source, extra.slug, "default", f"only one profile may be the default; {defaults[0].slug} already is")
+            ProfileProblem(
+                extra.source, extra.slug, "default", f"only one profile may be the default; {defaults[0].slug} already is"
+            )
         )
     if not files:
         problems.append(ProfileProblem(", ".join(map(str, paths)), "-", "(file)", "no profile files (*.yaml) found"))

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import Studio, copy_profiles, write_config
+from harness import Studio, copy_profiles, write_config
 
 
 def offered(html):

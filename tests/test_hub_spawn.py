@@ -8,7 +8,7 @@ import stat
 import pytest
 import requests
 
-from conftest import ACCOUNT_PREFIX
+from harness import ACCOUNT_PREFIX
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="per-user system accounts need root")
 

@@ -1,0 +1,217 @@
+"""A real studio for tests: `aistudio up` (JupyterHub + configurable-http-proxy)
+on free ports, with its own data folder, profiles and demo users."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+AISTUDIO = [sys.executable, "-m", "hub_config.cli"]
+PASSWORD = "test-password"
+
+# Demo users of the test studio and their groups.
+USERS = {
+    "admin": {"admin": True},
+    "alice": {"groups": ["gpu-residents"]},
+    "ahmed": {"groups": ["gpu-residents"]},
+    "bob": {"groups": ["students"]},
+    "bea": {"groups": ["students"]},
+    "carol": {"groups": []},
+    "dora": {"groups": ["students", "gpu-residents"]},
+}
+
+# System accounts get a prefix unique to this test run, removed at the end.
+ACCOUNT_PREFIX = f"t{secrets.token_hex(2)}-"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
+    config = {
+        "data_dir": str(directory / "data"),
+        "profiles_dir": str(profiles_dir),
+        "hub": {"port": free_port(), "hub_port": free_port(), "proxy_api_port": free_port()},
+        "auth": {"demo": {"password": PASSWORD, "users": USERS}},
+        "local": {"system_user_prefix": ACCOUNT_PREFIX},
+        "gpus": {"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]},
+        "spawn": {"start_timeout": 90, "http_timeout": 90},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    path = directory / "aistudio.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class PortTaken(Exception):
+    """A port picked for the studio was taken by another process before the studio bound it."""
+
+
+class Studio:
+    """A running studio and helpers to use it as its users would."""
+
+    def __init__(self, directory: Path, config_path: Path):
+        self.directory = directory
+        self.config_path = config_path
+        self.config = yaml.safe_load(config_path.read_text())
+        self.profiles_dir = Path(self.config["profiles_dir"])
+        self.url = f"http://127.0.0.1:{self.config['hub']['port']}"
+        self.log_path = directory / "hub.log"
+        self.proc: subprocess.Popen | None = None
+        self._sessions: dict[str, requests.Session] = {}
+        self._tokens: dict[str, str] = {}
+
+    # --------------------------------------------------------------- process
+
+    def start(self, timeout=60, tries=3):
+        """Start the studio; ports taken meanwhile by another process are picked anew."""
+        for attempt in range(tries):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if attempt == tries - 1:
+                    raise
+                self.config["hub"].update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port())
+                self.config_path.write_text(yaml.safe_dump(self.config))
+                self.url = f"http://127.0.0.1:{self.config['hub']['port']}"
+
+    def _start_once(self, timeout):
+        self.log_path.write_bytes(b"")
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [*AISTUDIO, "--config", str(self.config_path), "up"],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.directory,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if "Address already in use" in self.log():
+                    raise PortTaken(self.log())
+                raise RuntimeError(f"the studio exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"the studio did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # as Ctrl-C: the hub stops servers and proxy
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._sessions.clear()
+        self._tokens.clear()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    # --------------------------------------------------------------- users
+
+    def session(self, user: str) -> requests.Session:
+        """A browser-like session logged in as ``user``."""
+        if user not in self._sessions:
+            s = requests.Session()
+            s.get(f"{self.url}/hub/login", timeout=10)
+            r = s.post(
+                f"{self.url}/hub/login",
+                data={"username": user, "password": PASSWORD, "_xsrf": s.cookies.get("_xsrf", "")},
+                allow_redirects=False, timeout=10,
+            )
+            assert r.status_code == 302, f"login of {user} failed: {r.status_code} {r.text[:300]}"
+            s.headers["X-XSRFToken"] = s.cookies.get("_xsrf", "")
+            self._sessions[user] = s
+        return self._sessions[user]
+
+    def token(self, user: str) -> str:
+        """An API token of ``user``, made through the hub's own API as the user."""
+        if user not in self._tokens:
+            r = self.session(user).post(f"{self.url}/hub/api/users/{user}/tokens", json={"note": "tests"}, timeout=10)
+            assert r.status_code == 201, r.text
+            self._tokens[user] = r.json()["token"]
+        return self._tokens[user]
+
+    def api(self, method: str, path: str, user: str = "admin", **kwargs) -> requests.Response:
+        headers = {"Authorization": f"token {self.token(user)}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=120, **kwargs)
+
+    def spawn(self, user: str, options=None, wait=True, **kwargs) -> requests.Response:
+        body = {"user_options": options} if options is not None else None
+        r = self.api("POST", f"/users/{user}/server", user=user, json=body, **kwargs)
+        if wait and r.status_code in (201, 202):
+            self.wait_ready(user)
+        return r
+
+    def wait_ready(self, user: str, timeout=120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.api("GET", f"/users/{user}").json()
+            server = model["servers"].get("")
+            if server and server["ready"]:
+                return server
+            if not server or not server["pending"]:
+                raise AssertionError(f"{user}'s server stopped while starting:\n{self.log()[-3000:]}")
+            time.sleep(0.3)
+        raise AssertionError(f"{user}'s server not ready in {timeout}s")
+
+    def stop_server(self, user: str):
+        r = self.api("DELETE", f"/users/{user}/server")
+        assert r.status_code in (202, 204), r.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not self.api("GET", f"/users/{user}").json()["servers"]:
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{user}'s server did not stop")
+
+    def form(self, user: str) -> str:
+        r = self.session(user).get(f"{self.url}/hub/spawn/{user}", timeout=10)
+        assert r.status_code == 200, r.text[:300]
+        return r.text
+
+    def server_env(self, user: str) -> dict[str, str]:
+        """Environment of ``user``'s running JupyterLab process, read from /proc."""
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
+            except OSError:
+                continue
+            env = dict(item.split("=", 1) for item in environ.decode(errors="replace").split("\0") if "=" in item)
+            if env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_API_URL", "").find(
+                str(self.config["hub"]["hub_port"])
+            ) >= 0:
+                env["_pid"] = pid
+                env["_uid"] = str(os.stat(f"/proc/{pid}").st_uid)
+                return env
+        raise AssertionError(f"no running server process of {user}")
+
+
+def copy_profiles(directory: Path) -> Path:
+    target = directory / "profiles"
+    shutil.copytree(REPO / "spawner_profiles", target)
+    return target
