@@ -3,6 +3,8 @@ on free ports, with its own data folder, profiles and demo users."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -11,10 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import requests
 import yaml
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parent.parent
 AISTUDIO = [sys.executable, "-m", "hub_config.cli"]
@@ -191,6 +196,46 @@ class Studio:
         r = self.session(user).get(f"{self.url}/hub/spawn/{user}", timeout=10)
         assert r.status_code == 200, r.text[:300]
         return r.text
+
+    def run_in_kernel(self, user: str, code: str, timeout=60) -> str:
+        """Run ``code`` in a new kernel of ``user``'s JupyterLab, as the user would; return its output."""
+        return asyncio.run(self._run_in_kernel(user, code, timeout))
+
+    async def _run_in_kernel(self, user, code, timeout):
+        headers = {"Authorization": f"token {self.token(user)}"}
+        base = f"{self.url}/user/{user}/api/kernels"
+        r = requests.post(base, headers=headers, json={"name": "python3"}, timeout=60)
+        assert r.status_code == 201, r.text
+        kernel = r.json()["id"]
+        try:
+            ws = await websocket_connect(
+                HTTPRequest(f"{base.replace('http', 'ws', 1)}/{kernel}/channels", headers=headers, connect_timeout=timeout)
+            )
+            msg_id = uuid.uuid4().hex
+            ws.write_message(json.dumps({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex,
+                           "username": user, "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                            "allow_stdin": False, "stop_on_error": True},
+            }))
+            output = []
+            while True:
+                raw = await asyncio.wait_for(ws.read_message(), timeout)
+                assert raw is not None, "kernel connection closed"
+                msg = json.loads(raw)
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    output.append(content["text"])
+                elif kind == "error":
+                    output.append(f"{content['ename']}: {content['evalue']}")
+                elif kind == "status" and content["execution_state"] == "idle":
+                    ws.close()
+                    return "".join(output)
+        finally:
+            requests.delete(f"{base}/{kernel}", headers=headers, timeout=30)
 
     def server_env(self, user: str) -> dict[str, str]:
         """Environment of ``user``'s running JupyterLab process, read from /proc."""

@@ -122,3 +122,22 @@ def test_spawn_reports_progress_steps(studio):
         assert positions == sorted(positions)
     finally:
         studio.stop_server("ahmed")
+
+
+def test_members_cannot_read_each_others_files(studio):
+    for user in ("alice", "bob"):
+        assert studio.spawn(user, {"profile": "cpu-small"}).status_code in (201, 202)
+    try:
+        alice_home = pwd.getpwnam(f"{ACCOUNT_PREFIX}alice").pw_dir
+        out = studio.run_in_kernel("alice", "open('secret.txt', 'w').write('alice only'); print(open('secret.txt').read())")
+        assert out.strip() == "alice only"
+        code = (
+            "import os\n"
+            f"print(os.environ['USER'], os.getuid() != 0)\n"
+            f"try:\n    print(open({alice_home + '/secret.txt'!r}).read())\n"
+            "except PermissionError as e:\n    print('denied')\n"
+        )
+        assert studio.run_in_kernel("bob", code).split() == [f"{ACCOUNT_PREFIX}bob", "True", "denied"]
+    finally:
+        for user in ("alice", "bob"):
+            studio.stop_server(user)
