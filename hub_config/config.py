@@ -184,6 +184,7 @@ def spawner_traitlets(config: dict) -> dict:
             "default_url": spawn["default_url"],
             "start_timeout": spawn["start_timeout"],
             "http_timeout": spawn["http_timeout"],
+            "poll_interval": spawn["poll_interval"],
             "cmd": [str(Path(env) / "bin" / "jupyterhub-singleuser")],
         },
         "StudioLocalSpawner": {

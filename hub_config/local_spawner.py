@@ -7,6 +7,8 @@ import hashlib
 import os
 import pwd
 import re
+import signal
+import time
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
@@ -187,9 +189,23 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         finally:
             self.gpus.release(self.owner_key)
 
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.runtime_exceeded():
+            # past the profile's max_runtime: TERM now, KILL if it lingers; a later poll sees it gone
+            if not getattr(self, "_runtime_kill_at", None):
+                self.log.warning("%s ran past its limit of %ss; stopping it", self._log_name, self.max_runtime)
+                self._runtime_kill_at = time.monotonic() + self.term_timeout
+                await self._signal(signal.SIGTERM)
+            elif time.monotonic() > self._runtime_kill_at:
+                await self._signal(signal.SIGKILL)
+        return status
+
     def clear_state(self):
         """Called when a server is gone (or about to start afresh): its GPUs are free."""
         super().clear_state()
+        self.max_runtime = None
+        self._runtime_kill_at = None
         if self.user is not None:
             self.gpus.release(self.owner_key)
 
@@ -198,9 +214,12 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         held = self.gpus.held_by(self.owner_key)
         if held:
             state["gpus"] = [g.index for g in held]
+        if self.max_runtime:
+            state["max_runtime"] = self.max_runtime
         return state
 
     def load_state(self, state):
         super().load_state(state)
+        self.max_runtime = state.get("max_runtime")
         if state.get("gpus") and state.get("pid"):
             self.gpus.claim(self.owner_key, state["gpus"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
@@ -114,7 +115,19 @@ class ProfileSpawnerMixin(HasTraits):
             )
         self.user_options = chosen
         self.launch = launch
+        self.max_runtime = launch.max_runtime
         return launch
+
+    # ---------------------------------------------------------------- run time
+
+    max_runtime = Any(None, allow_none=True, help="Seconds the current server may run (from its profile).")
+
+    def runtime_exceeded(self) -> bool:
+        """Whether the running server has outlived its profile's max_runtime."""
+        started = self.orm_spawner.started if self.orm_spawner is not None else None
+        if not self.max_runtime or started is None:
+            return False
+        return (datetime.now(timezone.utc).replace(tzinfo=None) - started).total_seconds() > self.max_runtime
 
     # ---------------------------------------------------------------- progress
 

@@ -76,3 +76,25 @@ def test_ctrl_c_stops_hub_proxy_and_servers(shared_studio):
     time.sleep(0.5)
     for pid in (server_pid, proxy_pid):
         assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().split()[2]
+
+
+def test_server_past_max_runtime_is_stopped(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "short.yaml").write_text(
+        "profiles:\n  - slug: short\n    display_name: Short\n"
+        "    resources: {cpu: 1, memory: 1Gi}\n    access: {everyone: true}\n    max_runtime: 20s\n"
+    )
+    studio = Studio(tmp_path, write_config(tmp_path, profiles, spawn={"poll_interval": 1}, local={"user_accounts": "shared"}))
+    studio.start()
+    try:
+        assert studio.spawn("carol", {"profile": "short"}).status_code in (201, 202)
+        assert studio.server_env("carol")["AISTUDIO_MAX_RUNTIME"] == "20"
+        deadline = time.monotonic() + 60
+        while studio.api("GET", "/users/carol").json()["servers"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert studio.api("GET", "/users/carol").json()["servers"] == {}
+        assert "carol ran past its limit of 20s; stopping it" in studio.log()
+    finally:
+        studio.stop()
