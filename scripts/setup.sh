@@ -32,10 +32,12 @@ if [ ! -e .venv ]; then
         chmod 755 /opt/aistudio /opt/aistudio/envs
     fi
     echo "setup: creating the Python environment in $target"
+    [ "$target" = .venv ] || rm -rf "$target"  # left by an earlier checkout at this path
     /usr/bin/python3 -m venv "$target"
     [ "$target" = .venv ] || ln -sfn "$target" .venv
 fi
-pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# pip runs from the real path so that scripts' #! lines never go through the link
+pip=("$(readlink -f .venv)/bin/python" -m pip install -q --disable-pip-version-check)
 if [ "$want_test" = 1 ]; then "${pip[@]}" -e ".[test]"; else "${pip[@]}" -e .; fi
 
 # configurable-http-proxy (npm) installs into the environment's own bin/

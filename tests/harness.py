@@ -40,17 +40,27 @@ USERS = {
 ACCOUNT_PREFIX = f"t{secrets.token_hex(2)}-"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free right now (all held open while picking)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def hub_ports() -> dict:
+    return dict(zip(("port", "hub_port", "proxy_api_port"), free_ports(3)))
 
 
 def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
     config = {
         "data_dir": str(directory / "data"),
         "profiles_dir": str(profiles_dir),
-        "hub": {"port": free_port(), "hub_port": free_port(), "proxy_api_port": free_port()},
+        "hub": hub_ports(),
         "auth": {"demo": {"password": PASSWORD, "users": USERS}},
         "local": {"system_user_prefix": ACCOUNT_PREFIX},
         "gpus": {"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]},
@@ -94,7 +104,7 @@ class Studio:
             except PortTaken:
                 if attempt == tries - 1:
                     raise
-                self.config["hub"].update(port=free_port(), hub_port=free_port(), proxy_api_port=free_port())
+                self.config["hub"].update(hub_ports())
                 self.config_path.write_text(yaml.safe_dump(self.config))
                 self.url = f"http://127.0.0.1:{self.config['hub']['port']}"
 
@@ -108,6 +118,7 @@ class Studio:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._kill_orphan_proxy()
                 if "Address already in use" in self.log():
                     raise PortTaken(self.log())
                 raise RuntimeError(f"the studio exited with {self.proc.returncode}:\n{self.log()}")
@@ -119,6 +130,14 @@ class Studio:
             time.sleep(0.3)
         self.stop()
         raise RuntimeError(f"the studio did not answer within {timeout}s:\n{self.log()}")
+
+    def _kill_orphan_proxy(self):
+        """A hub that dies while starting leaves its configurable-http-proxy behind."""
+        pid_file = Path(self.config["data_dir"]) / "jupyterhub-proxy.pid"
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
