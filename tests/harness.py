@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -218,7 +219,9 @@ class Studio:
 
     def run_in_kernel(self, user: str, code: str, timeout=60) -> str:
         """Run ``code`` in a new kernel of ``user``'s JupyterLab, as the user would; return its output."""
-        return asyncio.run(self._run_in_kernel(user, code, timeout))
+        # in a thread of its own: Playwright's sync API may hold this thread's event loop
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self._run_in_kernel(user, code, timeout)).result()
 
     async def _run_in_kernel(self, user, code, timeout):
         headers = {"Authorization": f"token {self.token(user)}"}
