@@ -171,20 +171,23 @@ def auth_traitlets(config: dict) -> dict:
     }
 
 
-def spawner_traitlets(config: dict) -> dict:
-    if config["mode"] != "local":
-        raise StudioConfigError(
-            f"mode: {config['mode']}: this installation supports mode local only so far"
-        )
-    spawn, local = config["spawn"], config["local"]
+def _common_spawner_traitlets(config: dict) -> dict:
+    spawn = config["spawn"]
+    return {
+        "default_url": spawn["default_url"],
+        "start_timeout": spawn["start_timeout"],
+        "http_timeout": spawn["http_timeout"],
+        "poll_interval": spawn["poll_interval"],
+    }
+
+
+def local_spawner_traitlets(config: dict) -> dict:
+    local = config["local"]
     env = python_env(config)
     return {
         "JupyterHub": {"spawner_class": "hub_config.local_spawner.StudioLocalSpawner"},
         "Spawner": {
-            "default_url": spawn["default_url"],
-            "start_timeout": spawn["start_timeout"],
-            "http_timeout": spawn["http_timeout"],
-            "poll_interval": spawn["poll_interval"],
+            **_common_spawner_traitlets(config),
             "cmd": [str(Path(env) / "bin" / "jupyterhub-singleuser")],
         },
         "StudioLocalSpawner": {
@@ -197,6 +200,52 @@ def spawner_traitlets(config: dict) -> dict:
             "gpu_inventory": config["gpus"]["inventory"],
         },
     }
+
+
+def kube_spawner_traitlets(config: dict) -> dict:
+    """KubeSpawner settings: hardened pods, a home PVC per user; the profile adds the rest."""
+    kube = config["kubernetes"]
+    home = kube["home"]
+    spawner = {
+        "profiles_dir": config["profiles_dir"],
+        "image": kube["default_image"],
+        "image_pull_policy": kube["image_pull_policy"],
+        "gpu_resource_name": kube["gpu_resource"],
+        "gpu_types": kube["gpu_types"],
+        "request_fraction": kube["request_fraction"],
+        # hardened: never root, no privilege escalation, no capabilities, default seccomp, no API token
+        "uid": kube["uid"],
+        "gid": kube["gid"],
+        "fs_gid": kube["gid"],
+        "allow_privilege_escalation": False,
+        "container_security_context": {
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "automount_service_account_token": False,
+        "storage_pvc_ensure": True,
+        "pvc_name_template": "home-{user_server}",
+        "storage_capacity": home["size"],
+        "storage_access_modes": ["ReadWriteOnce"],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}],
+        "volume_mounts": [{"name": "home", "mountPath": home["mount_path"]}],
+        "extra_labels": {"app.kubernetes.io/part-of": "aistudio"},
+    }
+    if home["storage_class"]:
+        spawner["storage_class"] = home["storage_class"]
+    if kube["namespace"]:
+        spawner["namespace"] = kube["namespace"]
+    hub = {"spawner_class": "hub_config.kube_spawner.StudioKubeSpawner", "hub_ip": "0.0.0.0"}
+    if kube["hub_connect_url"]:
+        hub["hub_connect_url"] = kube["hub_connect_url"]
+    return {"JupyterHub": hub, "Spawner": _common_spawner_traitlets(config), "StudioKubeSpawner": spawner}
+
+
+def spawner_traitlets(config: dict) -> dict:
+    if config["mode"] == "kubernetes":
+        return kube_spawner_traitlets(config)
+    return local_spawner_traitlets(config)
 
 
 def traitlets_config(config: dict) -> dict:

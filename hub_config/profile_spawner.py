@@ -143,6 +143,11 @@ class ProfileSpawnerMixin(HasTraits):
 
     def reset_progress(self) -> None:
         self._aistudio_events = []
+        self._aistudio_reports_done = False
+
+    def finish_reports(self) -> None:
+        """No more messages of ours for this start (a spawner's own may follow)."""
+        self._aistudio_reports_done = True
 
     async def progress(self):
         sent = 0
@@ -151,6 +156,6 @@ class ProfileSpawnerMixin(HasTraits):
             while sent < len(events):
                 yield events[sent]
                 sent += 1
-            if not self._spawn_pending:
+            if not self._spawn_pending or getattr(self, "_aistudio_reports_done", False):
                 break
             await asyncio.sleep(0.25)

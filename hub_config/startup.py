@@ -46,7 +46,8 @@ def prepare() -> Config:
         profiles = load_profiles(cfg["profiles_dir"])
     except InvalidProfiles as e:
         fail(f"invalid profiles in {cfg['profiles_dir']}:\n{e}")
-    if studio_config.user_accounts(cfg) == "system":
+    local = cfg["mode"] == "local"
+    if local and studio_config.user_accounts(cfg) == "system":
         python = os.path.join(studio_config.python_env(cfg), "bin", "python")
         if not others_can_run(python):
             fail(
@@ -59,7 +60,7 @@ def prepare() -> Config:
     os.chmod(data_dir, 0o700)
     logging.basicConfig(level=logging.INFO)
     log.info("Profiles: %s", ", ".join(p.slug for p in profiles.profiles))
-    if studio_config.user_accounts(cfg) == "shared":
+    if local and studio_config.user_accounts(cfg) == "shared":
         import getpass
 
         print(SHARED_MODE_WARNING.format(account=getpass.getuser()), file=sys.stderr, flush=True)

@@ -54,8 +54,24 @@ def test_traitlets_from_config(tmp_path):
     assert c.Spawner.cmd[0].endswith("/bin/jupyterhub-singleuser")
 
 
-def test_kubernetes_mode_is_refused_clearly(tmp_path):
-    cfg = studio_config.load(None)
-    cfg["mode"] = "kubernetes"
-    with pytest.raises(studio_config.StudioConfigError, match="mode: kubernetes"):
-        studio_config.traitlets_config(cfg)
+def test_kubernetes_mode_selects_hardened_kubespawner(tmp_path):
+    path = tmp_path / "aistudio.yaml"
+    path.write_text(yaml.safe_dump({"mode": "kubernetes", "profiles_dir": str(REPO / "spawner_profiles"),
+                                    "kubernetes": {"home": {"storage_class": "fast"}, "namespace": "lab"}}))
+    c = Config(studio_config.traitlets_config(studio_config.load(path)))
+    assert c.JupyterHub.spawner_class == "hub_config.kube_spawner.StudioKubeSpawner"
+    assert c.JupyterHub.hub_ip == "0.0.0.0"
+    k = c.StudioKubeSpawner
+    assert (k.namespace, k.storage_class, k.gpu_resource_name) == ("lab", "fast", "nvidia.com/gpu")
+    assert k.allow_privilege_escalation is False and k.automount_service_account_token is False
+    assert "cmd" not in c.Spawner  # the image's jupyterhub-singleuser
+
+
+def test_bad_kubernetes_settings_are_named(tmp_path):
+    path = tmp_path / "aistudio.yaml"
+    path.write_text(yaml.safe_dump({"mode": "kubernetes", "kubernetes": {"gpu_types": {"a100": {"taints": []}},
+                                                                         "home": {"size": "lots"}}}))
+    with pytest.raises(studio_config.StudioConfigError) as info:
+        studio_config.load(path)
+    assert "kubernetes.gpu_types.a100: Additional properties are not allowed ('taints'" in str(info.value)
+    assert "kubernetes.home.size: 'lots' does not match" in str(info.value)
