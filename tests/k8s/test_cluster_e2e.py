@@ -9,6 +9,7 @@ wait for JupyterLab to answer; without it the test checks the pod as scheduled.
 import asyncio
 import os
 import time
+from urllib.parse import urlparse
 
 import pytest
 from harness import Studio, write_config
@@ -39,10 +40,12 @@ def test_spawn_gpu_less_profile_on_cluster(tmp_path, monkeypatch):
         f"    resources: {{cpu: 0.5, memory: 512Mi, shm: 64Mi}}\n    image: {IMAGE}\n    access: {{everyone: true}}\n"
     )
     kubernetes = {"namespace": NAMESPACE, "home": {"size": "1Gi", "storage_class": None, "mount_path": "/home/jovyan"}}
+    hub = {}
     if HUB_CONNECT_URL:
         kubernetes["hub_connect_url"] = HUB_CONNECT_URL
+        hub["hub_port"] = urlparse(HUB_CONNECT_URL).port or 8081  # the hub listens where the pods look
     os.chmod(tmp_path, 0o755)
-    studio = Studio(tmp_path, write_config(tmp_path, profiles, mode="kubernetes", kubernetes=kubernetes,
+    studio = Studio(tmp_path, write_config(tmp_path, profiles, mode="kubernetes", kubernetes=kubernetes, hub=hub,
                                            spawn={"start_timeout": 600, "http_timeout": 300}))
     studio.start()
     try:
