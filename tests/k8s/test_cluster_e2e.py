@@ -19,7 +19,9 @@ NAMESPACE = os.environ.get("AISTUDIO_E2E_NAMESPACE", "default")
 HUB_CONNECT_URL = os.environ.get("AISTUDIO_E2E_HUB_CONNECT_URL")
 IMAGE = os.environ.get("AISTUDIO_E2E_IMAGE", "quay.io/jupyter/base-notebook:2026-11-02")
 
-pytestmark = pytest.mark.skipif(not KUBECONFIG, reason="no cluster: set AISTUDIO_E2E_KUBECONFIG to run the Kubernetes end-to-end suite")
+pytestmark = pytest.mark.skipif(
+    not KUBECONFIG, reason="no cluster: set AISTUDIO_E2E_KUBECONFIG to run the Kubernetes end-to-end suite"
+)
 
 
 async def pods_of(user: str) -> list:
