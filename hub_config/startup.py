@@ -8,6 +8,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from . import config as studio_config
+from .oidc import OIDCSetupError
 from .profiles import InvalidProfiles, load_profiles
 
 log = logging.getLogger("aistudio")
@@ -42,6 +43,8 @@ def prepare() -> Config:
         traits = studio_config.traitlets_config(cfg)
     except studio_config.StudioConfigError as e:
         fail(f"invalid studio config:\n{e}")
+    except OIDCSetupError as e:
+        fail(f"OpenID Connect login: {e}")
     try:
         profiles = load_profiles(cfg["profiles_dir"])
     except InvalidProfiles as e:

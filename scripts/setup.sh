@@ -46,4 +46,10 @@ if ! .venv/bin/configurable-http-proxy --version 2>/dev/null | grep -qx "$chp_ve
     echo "setup: npm install configurable-http-proxy@$chp_version"
     npm install -g --silent --no-fund --no-audit --prefix "$(readlink -f .venv)" "configurable-http-proxy@$chp_version" >/dev/null
 fi
+# the OpenID Provider of the login tests (oidc-provider, pinned in tests/oidc/package-lock.json)
+if [ "$want_test" = 1 ] && { [ ! -e tests/oidc/node_modules/.package-lock.json ] ||
+        [ tests/oidc/package-lock.json -nt tests/oidc/node_modules/.package-lock.json ]; }; then
+    echo "setup: npm ci in tests/oidc (the OpenID Provider of the login tests)"
+    npm ci --prefix tests/oidc --silent --no-fund --no-audit >/dev/null
+fi
 echo "setup: ready ($(.venv/bin/jupyterhub --version | head -1) with configurable-http-proxy $chp_version)"

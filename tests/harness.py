@@ -84,8 +84,9 @@ class PortTaken(Exception):
 class Studio:
     """A running studio and helpers to use it as its users would."""
 
-    def __init__(self, directory: Path, config_path: Path):
+    def __init__(self, directory: Path, config_path: Path, env: dict[str, str] | None = None):
         self.directory = directory
+        self.env = dict(env or {})  # extra environment of the studio process
         self.config_path = config_path
         self.config = yaml.safe_load(config_path.read_text())
         self.profiles_dir = Path(self.config["profiles_dir"])
@@ -114,7 +115,7 @@ class Studio:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [*AISTUDIO, "--config", str(self.config_path), "up"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.directory,
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=self.directory, env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -170,6 +171,12 @@ class Studio:
             s.headers["X-XSRFToken"] = s.cookies.get("_xsrf", "")
             self._sessions[user] = s
         return self._sessions[user]
+
+    def use_session(self, user: str, session: requests.Session) -> requests.Session:
+        """Use ``session``, logged in some other way (e.g. through an identity provider), as ``user``'s."""
+        session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
+        self._sessions[user] = session
+        return session
 
     def token(self, user: str) -> str:
         """An API token of ``user``, made through the hub's own API as the user."""
