@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import config as studio_config
@@ -59,6 +62,11 @@ def cmd_profiles_validate(args) -> int:
         return 1
     print(f"OK: {len(profiles.profiles)} profiles in {len(profiles.sources)} files "
           f"({', '.join(p.slug for p in profiles.profiles)})")
+    policy = profiles.quotas
+    if not policy.is_empty:
+        groups = sorted(set(policy.group_pools) | set(policy.group_members))
+        print(f"Quotas per {policy.period}: groups {', '.join(groups) or 'none'}; "
+              f"users {', '.join(sorted(policy.users)) or 'none'}")
     return 0
 
 
@@ -93,6 +101,44 @@ def cmd_profiles_show(args) -> int:
     return 0
 
 
+def _parse_day(text: str) -> float:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def cmd_usage_report(args) -> int:
+    from .quotas import period_start
+    from .usage import UsageStore, report
+
+    cfg = _load_config(args)
+    url = args.db_url or studio_config.usage_db_url(cfg)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        print(f"aistudio: no usage records yet ({url})", file=sys.stderr)
+        return 1
+    until = time.time()
+    since = args.since if args.since is not None else period_start("month", until).timestamp()
+    rows = report(UsageStore(url).rows(since, until), args.by, since, until)
+    columns = [args.by, "servers", "gpu_hours", "cpu_hours", "memory_gib_hours"]
+    if args.format == "json":
+        print(json.dumps({"since": datetime.fromtimestamp(since, timezone.utc).isoformat(), "by": args.by, "rows": rows},
+                         indent=2))
+    elif args.format == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = [[c.upper().replace("_", " ") for c in columns]] + [[str(r[c]) for c in columns] for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+        print(f"Usage since {datetime.fromtimestamp(since, timezone.utc):%Y-%m-%d %H:%M} UTC, by {args.by}:")
+        for row in table:
+            print("  " + "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))))
+        if not rows:
+            print("  (no servers)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aistudio", description="AI Studio: run the studio and manage its quota profiles.")
     parser.add_argument("--config", help=f"studio config file (default: ./{DEFAULT_CONFIG} if present, else built-in defaults)")
@@ -114,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--profiles-dir", help="profile folder (default: profiles_dir of the config)")
     show.add_argument("--format", choices=["table", "json"], default="table")
     show.set_defaults(func=cmd_profiles_show)
+
+    usage = sub.add_parser("usage", help="usage records").add_subparsers(dest="action", required=True)
+    rep = usage.add_parser("report", help="servers and GPU-, CPU-, memory-hours per user, group or profile")
+    rep.add_argument("--since", type=_parse_day, help="first day, YYYY-MM-DD (UTC; default: start of this month)")
+    rep.add_argument("--by", choices=["user", "group", "profile"], default="user")
+    rep.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    rep.add_argument("--db-url", help="usage database (default: usage.db_url of the config, or usage.sqlite in data_dir)")
+    rep.set_defaults(func=cmd_usage_report)
     return parser
 
 

@@ -141,13 +141,17 @@ def hub_traitlets(config: dict) -> dict:
             "db_url": hub["db_url"] or f"sqlite:///{data / 'jupyterhub.sqlite'}",
             "cookie_secret_file": str(data / "jupyterhub_cookie_secret"),
             "pid_file": str(data / "jupyterhub.pid"),
-            "cleanup_servers": True,
+            "cleanup_servers": hub["stop_servers_on_exit"],
             "cleanup_proxy": True,
         }
     }
 
 
 def proxy_traitlets(config: dict) -> dict:
+    if config["hub"].get("proxy_api_url"):
+        # an external proxy (its own Deployment on Kubernetes): the hub starts none and
+        # reads the API token from CONFIGPROXY_AUTH_TOKEN, which the proxy shares
+        return {"ConfigurableHTTPProxy": {"api_url": config["hub"]["proxy_api_url"], "should_start": False}}
     data = Path(config["data_dir"])
     env_bin = Path(sys.prefix) / "bin" / "configurable-http-proxy"
     command = str(env_bin) if env_bin.exists() else "configurable-http-proxy"
@@ -161,13 +165,44 @@ def proxy_traitlets(config: dict) -> dict:
 
 
 def auth_traitlets(config: dict) -> dict:
+    """Login: the demo users, or OpenID Connect (``hub_config.oidc``, which reads the
+    client secret and asks the provider for its endpoints)."""
     auth = config["auth"]
+    if auth["type"] == "oidc":
+        from . import oidc
+
+        return oidc.traitlets(config)
     demo = auth["demo"]
     admins = set(auth["admin_users"]) | {n for n, u in demo["users"].items() if u.get("admin")}
     return {
         "JupyterHub": {"authenticator_class": "hub_config.auth.DemoAuthenticator"},
         "Authenticator": {"admin_users": admins, "manage_groups": True},
         "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or ""},
+    }
+
+
+def usage_db_url(config: dict) -> str:
+    return config["usage"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'usage.sqlite'}"
+
+
+def culler_traitlets(config: dict) -> dict:
+    """jupyterhub-idle-culler as a hub-managed service, with just the scopes it needs."""
+    culler = config["culler"]
+    if not culler["enabled"]:
+        return {}
+    command = [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--timeout={culler['timeout']}", f"--cull-every={culler['every']}", f"--max-age={culler['max_age']}",
+    ]
+    return {
+        "JupyterHub": {
+            "services": [{"name": "idle-culler", "command": command}],
+            "load_roles": [{
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }],
+        }
     }
 
 
@@ -192,6 +227,7 @@ def local_spawner_traitlets(config: dict) -> dict:
         },
         "StudioLocalSpawner": {
             "profiles_dir": config["profiles_dir"],
+            "usage_db_url": usage_db_url(config),
             "user_accounts": user_accounts(config),
             "system_user_prefix": local["system_user_prefix"],
             "shared_home_root": str(Path(config["data_dir"]) / "homes"),
@@ -208,6 +244,7 @@ def kube_spawner_traitlets(config: dict) -> dict:
     home = kube["home"]
     spawner = {
         "profiles_dir": config["profiles_dir"],
+        "usage_db_url": usage_db_url(config),
         "image": kube["default_image"],
         "image_pull_policy": kube["image_pull_policy"],
         "gpu_resource_name": kube["gpu_resource"],
@@ -251,6 +288,6 @@ def spawner_traitlets(config: dict) -> dict:
 def traitlets_config(config: dict) -> dict:
     """All traitlets settings for a validated studio config."""
     merged: dict = {}
-    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets):
+    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets, culler_traitlets):
         merged = deep_merge(merged, part(config))
     return merged

@@ -51,8 +51,6 @@ def pod_settings(launch: Launch, *, base: dict, gpu_resource: str, gpu_types: di
     labels["aistudio.io/profile"] = profile.slug
     labels["aistudio.io/gpus"] = str(res.gpus)
     settings["environment"]["AISTUDIO_PROFILE"] = profile.slug
-    if launch.max_runtime:
-        settings["environment"]["AISTUDIO_MAX_RUNTIME"] = str(launch.max_runtime)
     if res.gpus:
         gpu = gpu_types.get(res.gpu_type, {}) if res.gpu_type else {}
         resource = gpu.get("resource", gpu_resource)
@@ -113,8 +111,18 @@ class StudioKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         self.report(10, "Checking your profile and options")
         launch = self.decide_launch()
         self.apply_launch(launch)
+        if self.max_runtime:
+            self.environment["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
         self.report(20, f"Profile {launch.profile.display_name}: {launch.resources.describe()}")
         self.finish_reports()  # KubeSpawner's pod events follow
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.runtime_exceeded():
+            self.log.warning("%s ran past its limit of %ss; stopping it", self._log_name, self.max_runtime)
+            await self.stop()
+            return 0
+        return status
 
     async def progress(self):
         async for event in ProfileSpawnerMixin.progress(self):

@@ -143,8 +143,8 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         if self.launch is not None:
             env["AISTUDIO_PROFILE"] = self.launch.profile.slug
             env["AISTUDIO_GPUS"] = str(len(held))
-            if self.launch.max_runtime:
-                env["AISTUDIO_MAX_RUNTIME"] = str(self.launch.max_runtime)
+            if self.max_runtime:
+                env["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
         return env
 
     def get_args(self):
@@ -168,6 +168,7 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             try:
                 held = self.gpus.allocate(self.owner_key, res.gpus, res.gpu_type)
             except NoFreeGPUs as e:
+                self.end_usage(discard=True)
                 raise web.HTTPError(409, str(e), reason="No free GPU") from None
             self.report(40, f"GPUs assigned: {', '.join(f'{g.index} ({g.type})' for g in held)}")
         try:
@@ -179,6 +180,7 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
             url = await super().start()
         except BaseException:
             self.gpus.release(self.owner_key)
+            self.end_usage(discard=True)
             raise
         self.report(80, "Waiting for JupyterLab to answer")
         return url
@@ -204,7 +206,6 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
     def clear_state(self):
         """Called when a server is gone (or about to start afresh): its GPUs are free."""
         super().clear_state()
-        self.max_runtime = None
         self._runtime_kill_at = None
         if self.user is not None:
             self.gpus.release(self.owner_key)
@@ -214,12 +215,9 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
         held = self.gpus.held_by(self.owner_key)
         if held:
             state["gpus"] = [g.index for g in held]
-        if self.max_runtime:
-            state["max_runtime"] = self.max_runtime
         return state
 
     def load_state(self, state):
         super().load_state(state)
-        self.max_runtime = state.get("max_runtime")
         if state.get("gpus") and state.get("pid"):
             self.gpus.claim(self.owner_key, state["gpus"])

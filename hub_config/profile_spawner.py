@@ -1,5 +1,6 @@
 """What every AI Studio spawner shares, whatever runs the server: the profile
-picker, the launch decision on the hub, and spawn progress messages."""
+picker, the launch decision on the hub (profile rights and quotas), usage
+records, run-time limits and spawn progress messages."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import jinja2
 from tornado import web
-from traitlets import Any, HasTraits, Unicode
+from traitlets import Any, HasTraits, Integer, Unicode
 
-from . import units
+from . import quotas, units
 from .profiles import Launch, LaunchRejected, ProfileStore
+from .usage import UsageStore, usage_store
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -39,6 +41,21 @@ class ProfileSpawnerMixin(HasTraits):
 
     launch = Any(None, allow_none=True, help="The Launch decided for the current start.")
 
+    usage_db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the usage records (quotas and reports); empty: no accounting, no quotas.",
+    ).tag(config=True)
+
+    usage_id = Integer(0, help="Usage record of the current server (0: none).")
+
+    @property
+    def usage(self) -> UsageStore | None:
+        return usage_store(self.usage_db_url) if self.usage_db_url else None
+
+    def _gpu_hours(self, policy):
+        since = quotas.period_start(policy.period).timestamp()
+        return lambda user=None, group=None: self.usage.gpu_hours(since=since, user=user, group=group)
+
     # ---------------------------------------------------------------- profiles
 
     @property
@@ -60,8 +77,15 @@ class ProfileSpawnerMixin(HasTraits):
             return ""
         saved = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
         slugs = [a.profile.slug for a in allowed]
+        policy = self.profiles.quotas
+        quota_lines = []
+        if self.usage is not None and not policy.is_empty:
+            quota_lines = quotas.summary(
+                policy, self.user.name, self.user_groups(), self.usage.active(), self._gpu_hours(policy)
+            )
         return _TEMPLATES.get_template("profile_form.html").render(
             allowed=allowed,
+            quota_lines=quota_lines,
             selected=saved if saved in slugs else slugs[0],
             format_duration=units.format_duration,
             **self.form_context(),
@@ -102,10 +126,16 @@ class ProfileSpawnerMixin(HasTraits):
         return bool(set(body) - {"name", "display_name"})
 
     def decide_launch(self) -> Launch:
-        """Resolve ``user_options`` against the user's rights, or refuse with a 4xx."""
+        """Resolve ``user_options`` against the user's rights and quotas, or refuse with a 4xx.
+
+        Admission and its usage record happen without yielding to the event loop,
+        so concurrent launches are decided one after another and never overrun a cap.
+        """
         saved = not self.options_sent_with_request()
+        profiles = self.profiles
+        groups = self.user_groups()
         try:
-            launch = self.profiles.resolve(self.user.name, self.user_groups(), self.user_options, saved=saved)
+            launch = profiles.resolve(self.user.name, groups, self.user_options, saved=saved)
         except LaunchRejected as e:
             raise web.HTTPError(e.status, e.message, reason=e.message[:200]) from None
         chosen = {"profile": launch.profile.slug, **launch.options}
@@ -113,21 +143,72 @@ class ProfileSpawnerMixin(HasTraits):
             self.log.info(
                 "Saved options %s of %s no longer apply; launching %s", self.user_options, self._log_name, chosen
             )
+        quota_runtime = None
+        if self.usage is not None:
+            try:
+                quota_runtime = quotas.admit(
+                    profiles.quotas, self.user.name, groups, launch.resources, self.usage.active(),
+                    self._gpu_hours(profiles.quotas),
+                )
+            except quotas.QuotaExceeded as e:
+                raise web.HTTPError(429, str(e), reason="Quota exceeded") from None
+            res = launch.resources
+            self.usage_id = self.usage.open(
+                self.user.name, self.name, groups, launch.profile.slug, res.gpus, res.gpu_type, res.cpu, res.memory
+            )
         self.user_options = chosen
         self.launch = launch
-        self.max_runtime = launch.max_runtime
+        self.max_runtime = quotas.effective_runtime(launch.max_runtime, quota_runtime)
         return launch
+
+    def end_usage(self, *, discard=False) -> None:
+        """Close the server's usage record (or drop it: the server never started)."""
+        if self.usage_id and self.usage is not None:
+            (self.usage.discard if discard else self.usage.close)(self.usage_id)
+        self.usage_id = 0
 
     # ---------------------------------------------------------------- run time
 
     max_runtime = Any(None, allow_none=True, help="Seconds the current server may run (from its profile).")
 
+    @property
+    def started_at(self):
+        """When the hub started this server (naive UTC, as JupyterHub stores it)."""
+        return self.orm_spawner.started if self.orm_spawner is not None else None
+
     def runtime_exceeded(self) -> bool:
-        """Whether the running server has outlived its profile's max_runtime."""
-        started = self.orm_spawner.started if self.orm_spawner is not None else None
+        """Whether the running server has outlived its max_runtime."""
+        started = self.started_at
         if not self.max_runtime or started is None:
             return False
         return (datetime.now(timezone.utc).replace(tzinfo=None) - started).total_seconds() > self.max_runtime
+
+    # ---------------------------------------------------------------- state
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            self.end_usage()
+
+    def clear_state(self):
+        """The server is gone, or a new start begins: its record closes, its limit goes."""
+        super().clear_state()
+        self.end_usage()
+        self.max_runtime = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self.max_runtime:
+            state["max_runtime"] = self.max_runtime
+        if self.usage_id:
+            state["usage_id"] = self.usage_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.max_runtime = state.get("max_runtime")
+        self.usage_id = state.get("usage_id", 0)
 
     # ---------------------------------------------------------------- progress
 

@@ -19,6 +19,7 @@ import jsonschema
 import yaml
 
 from . import units
+from .quotas import EMPTY_POLICY, UNLIMITED, QuotaPolicy, parse_limits
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "profiles.schema.json"
 MAX_CHOICES = 256
@@ -37,9 +38,10 @@ class ProfileProblem:
     slug: str
     field: str
     message: str
+    kind: str = "profile"  # or "quotas", for the policy part of a file
 
     def __str__(self):
-        return f"{self.file}: profile {self.slug}: {self.field}: {self.message}"
+        return f"{self.file}: {self.kind} {self.slug}: {self.field}: {self.message}"
 
 
 class InvalidProfiles(Exception):
@@ -210,10 +212,11 @@ class Launch:
 class ProfileSet:
     """A validated, immutable set of profiles."""
 
-    def __init__(self, profiles: list[Profile], sources: tuple = ()):
+    def __init__(self, profiles: list[Profile], sources: tuple = (), quotas: QuotaPolicy = EMPTY_POLICY):
         self.profiles = tuple(profiles)
         self.by_slug = {p.slug: p for p in profiles}
         self.sources = sources
+        self.quotas = quotas
 
     def allowed_for(self, username: str, groups) -> list[AllowedProfile]:
         """The profiles ``username`` (in ``groups``) may launch, default first."""
@@ -326,6 +329,13 @@ _validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text())
 def _schema_problem(path: str, data, error: jsonschema.ValidationError) -> ProfileProblem:
     where = list(error.absolute_path)
     slug = "-"
+    if where[:1] == ["quotas"]:
+        entry = ".".join(str(w) for w in where[1:3]) if len(where) >= 3 and where[1] in ("groups", "users") else "-"
+        rest = where[3:] if entry != "-" else where[1:]
+        problem = _schema_problem(path, {}, _relocated(error, rest))
+        return ProfileProblem(path, entry, problem.field, problem.message, kind="quotas")
+    if not where and error.validator == "anyOf":
+        return ProfileProblem(path, "-", "profiles", "is required (a file holds profiles, quotas or both)")
     if len(where) >= 2 and where[0] == "profiles" and isinstance(where[1], int):
         item = data["profiles"][where[1]]
         slug = item.get("slug") if isinstance(item, dict) and isinstance(item.get("slug"), str) else f"#{where[1] + 1}"
@@ -346,6 +356,14 @@ def _schema_problem(path: str, data, error: jsonschema.ValidationError) -> Profi
     elif error.validator == "pattern" and fieldname == "slug":
         message = f"{error.instance!r} is not a slug: use lowercase letters, digits and dashes"
     return ProfileProblem(path, slug, fieldname or "(file)", message)
+
+
+def _relocated(error: jsonschema.ValidationError, path: list) -> jsonschema.ValidationError:
+    """The same error as if ``path`` were its whole location (to name fields within an entry)."""
+    copy_ = jsonschema.ValidationError(
+        error.message, validator=error.validator, path=path, instance=error.instance, schema=error.schema
+    )
+    return copy_
 
 
 def _build_option(name: str, spec: dict, base, problem) -> Option | None:
@@ -457,28 +475,34 @@ def _build_profile(path: str, index: int, raw: dict, problems: list) -> Profile 
 
 def load_profile_file(path: Path | str) -> tuple[list[Profile], list[ProfileProblem]]:
     """Profiles of one file, and the problems found in it."""
+    profiles, _, problems = read_profile_file(path)
+    return profiles, problems
+
+
+def read_profile_file(path: Path | str) -> tuple[list[Profile], dict, list[ProfileProblem]]:
+    """Profiles, quota policy section (raw, validated) and problems of one file."""
     name = str(path)
     try:
         text = Path(path).read_text()
     except OSError as e:
-        return [], [ProfileProblem(name, "-", "(file)", f"cannot be read: {e.strerror}")]
+        return [], {}, [ProfileProblem(name, "-", "(file)", f"cannot be read: {e.strerror}")]
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(e, "problem", None) or str(e)
-        return [], [ProfileProblem(name, "-", "(file)", f"is not valid YAML{where}: {reason}")]
+        return [], {}, [ProfileProblem(name, "-", "(file)", f"is not valid YAML{where}: {reason}")]
     errors = sorted(_validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
-        return [], [_schema_problem(name, data, e) for e in errors]
+        return [], {}, [_schema_problem(name, data, e) for e in errors]
     problems: list[ProfileProblem] = []
     profiles = []
-    for index, raw in enumerate(data["profiles"]):
+    for index, raw in enumerate(data.get("profiles", [])):
         profile = _build_profile(name, index, raw, problems)
         if profile is not None:
             profiles.append(profile)
-    return profiles, problems
+    return profiles, data.get("quotas", {}), problems
 
 
 def profile_files(paths) -> list[Path]:
@@ -500,9 +524,11 @@ def load_profiles(paths) -> ProfileSet:
     problems: list[ProfileProblem] = []
     profiles: list[Profile] = []
     seen: dict[str, Profile] = {}
+    policy = _PolicyBuilder()
     for f in files:
-        loaded, found = load_profile_file(f)
+        loaded, quota_part, found = read_profile_file(f)
         problems.extend(found)
+        policy.add(str(f), quota_part, problems)
         for profile in loaded:
             if profile.slug in seen:
                 problems.append(
@@ -524,7 +550,44 @@ def load_profiles(paths) -> ProfileSet:
         problems.append(ProfileProblem(", ".join(map(str, paths)), "-", "profiles", "no profiles defined"))
     if problems:
         raise InvalidProfiles(problems)
-    return ProfileSet(profiles, tuple(str(f) for f in files))
+    return ProfileSet(profiles, tuple(str(f) for f in files), policy.build())
+
+
+class _PolicyBuilder:
+    """Gathers the ``quotas:`` sections of all files; each group and user once."""
+
+    def __init__(self):
+        self.period = None
+        self.groups: dict[str, tuple[str, dict]] = {}
+        self.users: dict[str, tuple[str, dict]] = {}
+        self.members = None
+
+    def add(self, path: str, part: dict, problems: list):
+        def twice(entry, first):
+            problems.append(ProfileProblem(path, entry, "(entry)", f"already defined in {first}", kind="quotas"))
+
+        if "period" in part:
+            if self.period and self.period[1] != part["period"]:
+                twice("-", self.period[0])
+            self.period = (path, part["period"])
+        if "members" in part:
+            if self.members:
+                twice("members", self.members[0])
+            self.members = (path, part["members"])
+        for kind, table in (("groups", self.groups), ("users", self.users)):
+            for name, entry in part.get(kind, {}).items():
+                if name in table:
+                    twice(f"{kind}.{name}", table[name][0])
+                table[name] = (path, entry)
+
+    def build(self) -> QuotaPolicy:
+        return QuotaPolicy(
+            period=self.period[1] if self.period else "month",
+            group_pools={g: parse_limits(e["group"]) for g, (_, e) in self.groups.items() if "group" in e},
+            group_members={g: parse_limits(e["member"]) for g, (_, e) in self.groups.items() if "member" in e},
+            users={u: parse_limits(e) for u, (_, e) in self.users.items()},
+            members=parse_limits(self.members[1]) if self.members else UNLIMITED,
+        )
 
 
 class ProfileStore:

@@ -16,7 +16,8 @@ def aistudio(*args, cwd=REPO):
 def test_validate_shipped_profiles_exits_0():
     r = aistudio("profiles", "validate", "spawner_profiles/")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert r.stdout.startswith("OK: 3 profiles in 2 files")
+    assert r.stdout.startswith("OK: 3 profiles in 3 files")
+    assert "Quotas per month: groups gpu-residents, students; users none" in r.stdout
 
 
 def test_validate_broken_copy_exits_1_one_line_per_problem(tmp_path):

@@ -28,11 +28,14 @@ GPU_TYPES = {
     }
 }
 GiB = 1024**3
+USAGE_DIR = None  # set by the module fixture
 
 
 @pytest.fixture(scope="module", autouse=True)
 def dummy_kubeconfig(tmp_path_factory):
     """KubeSpawner loads a kubeconfig even with _mock=True; no cluster is contacted."""
+    global USAGE_DIR
+    USAGE_DIR = tmp_path_factory.mktemp("usage")
     path = tmp_path_factory.mktemp("kube") / "config"
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "offline",
@@ -50,6 +53,7 @@ def dummy_kubeconfig(tmp_path_factory):
 
 def kube_config(**kubernetes) -> Config:
     cfg = studio_config.load(None)
+    cfg["usage"]["db_url"] = f"sqlite:///{USAGE_DIR}/usage.sqlite"
     cfg["mode"] = "kubernetes"
     cfg["profiles_dir"] = str(REPO / "spawner_profiles")
     cfg["kubernetes"].update({"gpu_types": GPU_TYPES, "namespace": "lab", **kubernetes})
@@ -77,6 +81,7 @@ async def manifest(spawner, options) -> dict:
     spawner.handler = request_with(options)
     await spawner.load_user_options()
     pod = ApiClient().sanitize_for_serialization(await spawner.get_pod_manifest())
+    spawner.end_usage()  # no pod will run: close its usage record, as a stop would
     pod.setdefault("apiVersion", "v1")
     pod.setdefault("kind", "Pod")
     return pod
@@ -191,3 +196,44 @@ async def test_rights_are_checked_before_any_pod(user, groups, options, status):
     with pytest.raises(web.HTTPError) as info:
         await manifest(spawner, options)
     assert info.value.status_code == status
+
+
+async def test_pod_past_max_runtime_is_stopped(monkeypatch):
+    from datetime import datetime, timedelta
+
+    from kubespawner import KubeSpawner
+
+    spawner = make_spawner()
+    await manifest(spawner, {"profile": "gpu-1"})
+    assert spawner.max_runtime == 8 * 3600
+    stopped = []
+
+    async def running(self):
+        return None
+
+    async def stop(self, now=False):
+        stopped.append(now)
+
+    monkeypatch.setattr(KubeSpawner, "poll", running)
+    monkeypatch.setattr(KubeSpawner, "stop", stop)
+    started = {"at": datetime.utcnow() - timedelta(hours=7)}
+    monkeypatch.setattr(type(spawner), "started_at", property(lambda self: started["at"]))
+    assert await spawner.poll() is None and stopped == []
+    started["at"] = datetime.utcnow() - timedelta(hours=9)
+    assert await spawner.poll() == 0 and stopped == [False]
+
+
+async def test_quotas_apply_unchanged_on_kubernetes():
+    first = make_spawner("bob", ["students"])
+    first.user_options = {"profile": "gpu-1"}
+    first.handler = request_with(first.user_options)
+    await first.load_user_options()  # bob's one server (students: 1 per member), record left open
+    try:
+        second = make_spawner("bob", ["students"])
+        with pytest.raises(web.HTTPError) as info:
+            await manifest(second, {"profile": "cpu-small"})
+        assert info.value.status_code == 429
+        assert "You already run 1 of your 1 servers" in info.value.log_message
+    finally:
+        first.end_usage()
+    assert (await manifest(make_spawner("bob", ["students"]), {"profile": "cpu-small"}))["kind"] == "Pod"

@@ -1,0 +1,198 @@
+"""Usage accounting: one row per server start, in a SQLAlchemy database (SQLite in the
+data folder by default, PostgreSQL or any other by URL).
+
+Rows are opened when a launch is admitted (before the server starts, so a
+concurrent launch already sees it) and closed when the server stops. Times are
+UTC epoch seconds, so GPU-hours are plain arithmetic in any database.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, case, create_engine, event, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from .quotas import ActiveServer
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ServerUsage(Base):
+    __tablename__ = "server_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    profile: Mapped[str] = mapped_column(String(255))
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cpu: Mapped[float] = mapped_column(Float)
+    memory: Mapped[int] = mapped_column(Integer)  # bytes
+    started_at: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    groups: Mapped[list[UsageGroup]] = relationship(cascade="all, delete-orphan", lazy="selectin")
+
+    __table_args__ = (Index("ix_server_usage_user_started", "user", "started_at"),)
+
+    @property
+    def group_names(self) -> tuple:
+        return tuple(sorted(g.name for g in self.groups))
+
+
+class UsageGroup(Base):
+    """The groups a server's member belonged to at launch (its usage counts toward each)."""
+
+    __tablename__ = "server_usage_group"
+
+    usage_id: Mapped[int] = mapped_column(ForeignKey("server_usage.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    user: str
+    server_name: str
+    groups: tuple
+    profile: str
+    gpus: int
+    gpu_type: str | None
+    cpu: float
+    memory: int
+    started_at: float
+    stopped_at: float | None
+
+
+def _least(a, b):
+    return case((a < b, a), else_=b)
+
+
+def _greatest(a, b):
+    return case((a > b, a), else_=b)
+
+
+def _overlap_hours(weight, since: float, until: float):
+    """SQL: ``weight`` × hours of a row inside [since, until) (a running row counts up to until)."""
+    end = _least(func.coalesce(ServerUsage.stopped_at, until), until)
+    return weight * (end - _greatest(ServerUsage.started_at, since)) / 3600.0
+
+
+class UsageStore:
+    def __init__(self, url: str):
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            @event.listens_for(self.engine, "connect")
+            def _sqlite_pragmas(conn, _):
+                cur = conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+        Base.metadata.create_all(self.engine)
+
+    # ------------------------------------------------------------------ writes
+
+    def open(self, user, server_name, groups, profile, gpus, gpu_type, cpu, memory, now=None) -> int:
+        with Session(self.engine) as s, s.begin():
+            row = ServerUsage(
+                user=user, server_name=server_name, profile=profile, gpus=gpus, gpu_type=gpu_type,
+                cpu=cpu, memory=memory, started_at=time.time() if now is None else now,
+            )
+            row.groups = [UsageGroup(name=g) for g in sorted(set(groups))]
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def close(self, usage_id: int, now=None) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(ServerUsage, usage_id)
+            if row is not None and row.stopped_at is None:
+                row.stopped_at = time.time() if now is None else now
+
+    def discard(self, usage_id: int) -> None:
+        """Forget a launch that never started a server."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(ServerUsage, usage_id)
+            if row is not None:
+                s.delete(row)
+
+    # ------------------------------------------------------------------ reads
+
+    def active(self) -> list[ActiveServer]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(ServerUsage).where(ServerUsage.stopped_at.is_(None))).all()
+            return [ActiveServer(r.user, r.group_names, r.gpus, r.gpu_type) for r in rows]
+
+    def gpu_hours(self, *, since: float, until: float | None = None, user: str | None = None,
+                  group: str | None = None) -> float:
+        """GPU-hours of GPU servers inside [since, until), of one user or one group."""
+        until = time.time() if until is None else until
+        hours = func.coalesce(func.sum(_overlap_hours(ServerUsage.gpus, since, until)), 0.0)
+        query = select(hours).where(
+            ServerUsage.gpus > 0,
+            ServerUsage.started_at < until,
+            (ServerUsage.stopped_at.is_(None)) | (ServerUsage.stopped_at > since),
+        )
+        if user is not None:
+            query = query.where(ServerUsage.user == user)
+        if group is not None:
+            query = query.join(UsageGroup).where(UsageGroup.name == group)
+        with Session(self.engine) as s:
+            return float(s.execute(query).scalar_one())
+
+    def rows(self, since: float | None = None, until: float | None = None) -> list[UsageRow]:
+        """Every record overlapping [since, until)."""
+        query = select(ServerUsage).order_by(ServerUsage.started_at)
+        if since is not None:
+            query = query.where((ServerUsage.stopped_at.is_(None)) | (ServerUsage.stopped_at > since))
+        if until is not None:
+            query = query.where(ServerUsage.started_at < until)
+        with Session(self.engine) as s:
+            return [
+                UsageRow(r.user, r.server_name, r.group_names, r.profile, r.gpus, r.gpu_type, r.cpu, r.memory,
+                         r.started_at, r.stopped_at)
+                for r in s.scalars(query).all()
+            ]
+
+
+_stores: dict[str, UsageStore] = {}
+
+
+def usage_store(url: str) -> UsageStore:
+    """One store per database URL for the whole hub process."""
+    if url not in _stores:
+        _stores[url] = UsageStore(url)
+    return _stores[url]
+
+
+# ---------------------------------------------------------------------- reports
+
+REPORT_KEYS = {"user": lambda r: [r.user], "group": lambda r: list(r.groups) or ["(no group)"], "profile": lambda r: [r.profile]}
+
+
+def report(rows: list[UsageRow], by: str, since: float, until: float) -> list[dict]:
+    """Servers, GPU-, CPU- and memory-hours per user, group or profile inside [since, until).
+
+    A server counts for each group its member belonged to at launch, so group
+    totals can add up to more than the whole.
+    """
+    totals: dict[str, dict] = {}
+    for r in rows:
+        end = min(r.stopped_at if r.stopped_at is not None else until, until)
+        hours = max(end - max(r.started_at, since), 0) / 3600
+        for key in REPORT_KEYS[by](r):
+            t = totals.setdefault(key, {by: key, "servers": 0, "gpu_hours": 0.0, "cpu_hours": 0.0, "memory_gib_hours": 0.0})
+            t["servers"] += 1
+            t["gpu_hours"] += r.gpus * hours
+            t["cpu_hours"] += r.cpu * hours
+            t["memory_gib_hours"] += r.memory / 1024**3 * hours
+    out = sorted(totals.values(), key=lambda t: (-t["gpu_hours"], t[by]))
+    for t in out:
+        for k in ("gpu_hours", "cpu_hours", "memory_gib_hours"):
+            t[k] = round(t[k], 3)
+    return out

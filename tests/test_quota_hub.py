@@ -1,0 +1,111 @@
+"""Quotas on a real hub: concurrent launches against a cap, usage across a hub restart."""
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from harness import PASSWORD, Studio, write_config
+
+from hub_config.usage import UsageStore
+
+CROWD = [f"u{i:02d}" for i in range(30)]
+PROFILES = """\
+profiles:
+  - slug: one-gpu
+    display_name: One GPU
+    resources: {cpu: 1, memory: 1Gi, gpus: 1, gpu_type: a100}
+    access: {everyone: true}
+quotas:
+  groups:
+    crowd:
+      group: {max_gpus: 4}
+"""
+
+
+@pytest.fixture(scope="module")
+def crowd_studio(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("crowd")
+    os.chmod(directory, 0o755)
+    profiles = directory / "profiles"
+    profiles.mkdir()
+    (profiles / "p.yaml").write_text(PROFILES)
+    users = {u: {"groups": ["crowd"]} for u in CROWD} | {"admin": {"admin": True}}
+    studio = Studio(directory, write_config(
+        directory, profiles,
+        auth={"demo": {"password": PASSWORD, "users": users}},
+        local={"user_accounts": "shared"},
+        gpus={"discovery": "inventory", "inventory": [{"index": i, "type": "a100"} for i in range(8)]},
+    ))
+    studio.start()
+    for user in CROWD:
+        studio.token(user)
+    yield studio
+    studio.stop()
+
+
+@pytest.mark.parametrize("round_", [1, 2])
+def test_thirty_concurrent_launches_never_exceed_group_cap(crowd_studio, round_):
+    studio = crowd_studio
+    with ThreadPoolExecutor(len(CROWD)) as pool:
+        responses = dict(zip(CROWD, pool.map(lambda u: studio.spawn(u, {"profile": "one-gpu"}, wait=False), CROWD)))
+    started = [u for u, r in responses.items() if r.status_code in (201, 202)]
+    refused = [u for u, r in responses.items() if r.status_code == 429]
+    try:
+        assert len(started) == 4 and len(refused) == 26, {u: r.status_code for u, r in responses.items()}
+        assert {responses[u].json()["message"] for u in refused} == {
+            "Group crowd uses 4 of 4 GPUs: choose a CPU profile or try later."
+        }
+        for user in started:
+            studio.wait_ready(user)
+        running = [u for u in CROWD if studio.api("GET", f"/users/{u}").json()["servers"]]
+        assert sorted(running) == sorted(started)
+        usage = UsageStore(f"sqlite:///{studio.config['data_dir']}/usage.sqlite")
+        assert sorted(s.user for s in usage.active()) == sorted(started)
+        devices = {studio.server_env(u)["CUDA_VISIBLE_DEVICES"] for u in started}
+        assert len(devices) == 4
+    finally:
+        for user in started:
+            studio.stop_server(user)
+    assert UsageStore(f"sqlite:///{studio.config['data_dir']}/usage.sqlite").active() == []
+
+
+def test_usage_survives_hub_restart_with_server_running(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "p.yaml").write_text(PROFILES)
+    studio = Studio(tmp_path, write_config(
+        tmp_path, profiles, hub={"stop_servers_on_exit": False}, local={"user_accounts": "shared"},
+    ))
+    studio.start()
+    try:
+        begun = time.time()
+        assert studio.spawn("alice", {"profile": "one-gpu"}).status_code in (201, 202)
+        pid = int(studio.server_env("alice")["_pid"])
+        device = studio.server_env("alice")["CUDA_VISIBLE_DEVICES"]
+        studio.stop()  # the hub goes, the server stays
+        assert os.path.exists(f"/proc/{pid}")
+        time.sleep(2)
+        studio.start()
+        assert studio.wait_ready("alice")
+        assert studio.server_env("alice")["_pid"] == str(pid)
+        # the restarted hub still knows the device is taken
+        assert "A100 1 of 2" in " ".join(studio.form("bob").split())
+        assert studio.spawn("ahmed", {"profile": "one-gpu"}).status_code in (201, 202)
+        assert studio.server_env("ahmed")["CUDA_VISIBLE_DEVICES"] != device
+        studio.stop_server("ahmed")
+        studio.stop_server("alice")
+        ended = time.time()
+    finally:
+        if studio.proc.poll() is None:
+            for user in ("alice", "ahmed"):  # this hub leaves servers running when it stops
+                if studio.api("GET", f"/users/{user}").json()["servers"]:
+                    studio.stop_server(user)
+        studio.stop()
+    rows = [r for r in UsageStore(f"sqlite:///{studio.config['data_dir']}/usage.sqlite").rows() if r.user == "alice"]
+    assert len(rows) == 1 and rows[0].stopped_at is not None
+    assert begun <= rows[0].started_at <= rows[0].stopped_at <= ended
+    hours = UsageStore(f"sqlite:///{studio.config['data_dir']}/usage.sqlite").gpu_hours(since=begun - 60, user="alice")
+    assert hours == pytest.approx((rows[0].stopped_at - rows[0].started_at) / 3600)
+    assert (ended - begun) / 3600 - 10 / 3600 < hours <= (ended - begun) / 3600
