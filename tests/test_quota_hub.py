@@ -109,3 +109,25 @@ def test_usage_survives_hub_restart_with_server_running(tmp_path):
     hours = UsageStore(f"sqlite:///{studio.config['data_dir']}/usage.sqlite").gpu_hours(since=begun - 60, user="alice")
     assert hours == pytest.approx((rows[0].stopped_at - rows[0].started_at) / 3600)
     assert (ended - begun) / 3600 - 10 / 3600 < hours <= (ended - begun) / 3600
+
+
+def test_idle_culler_stops_idle_servers(tmp_path):
+    os.chmod(tmp_path, 0o755)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "p.yaml").write_text(PROFILES)
+    studio = Studio(tmp_path, write_config(
+        tmp_path, profiles, local={"user_accounts": "shared"}, culler={"enabled": True, "timeout": 10, "every": 5},
+    ))
+    studio.start()
+    try:
+        services = studio.api("GET", "/services").json()
+        assert "idle-culler" in services and services["idle-culler"]["command"][1:3] == ["-m", "jupyterhub_idle_culler"]
+        assert studio.spawn("carol", {"profile": "one-gpu"}).status_code in (201, 202)
+        deadline = time.monotonic() + 60
+        while studio.api("GET", "/users/carol").json()["servers"] and time.monotonic() < deadline:
+            time.sleep(1)
+        assert studio.api("GET", "/users/carol").json()["servers"] == {}
+        assert "Culling server carol" in studio.log() or "culling server carol" in studio.log().lower()
+    finally:
+        studio.stop()
