@@ -185,25 +185,29 @@ def usage_db_url(config: dict) -> str:
     return config["usage"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'usage.sqlite'}"
 
 
-def culler_traitlets(config: dict) -> dict:
-    """jupyterhub-idle-culler as a hub-managed service, with just the scopes it needs."""
+def services_traitlets(config: dict) -> dict:
+    """Hub-managed services: the usage page for admins, and jupyterhub-idle-culler."""
+    services = [{
+        "name": "usage",
+        "url": f"http://127.0.0.1:{config['usage']['service_port']}",
+        "command": [sys.executable, "-m", "hub_config.usage_service"],
+        "environment": {"AISTUDIO_USAGE_DB_URL": usage_db_url(config), "AISTUDIO_PROFILES_DIR": config["profiles_dir"]},
+        "oauth_no_confirm": True,
+        "info": {"description": "GPU use per group and GPU-hours over time (admins)"},
+    }]
+    roles = []
     culler = config["culler"]
-    if not culler["enabled"]:
-        return {}
-    command = [
-        sys.executable, "-m", "jupyterhub_idle_culler",
-        f"--timeout={culler['timeout']}", f"--cull-every={culler['every']}", f"--max-age={culler['max_age']}",
-    ]
-    return {
-        "JupyterHub": {
-            "services": [{"name": "idle-culler", "command": command}],
-            "load_roles": [{
-                "name": "idle-culler",
-                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
-                "services": ["idle-culler"],
-            }],
-        }
-    }
+    if culler["enabled"]:
+        services.append({"name": "idle-culler", "command": [
+            sys.executable, "-m", "jupyterhub_idle_culler",
+            f"--timeout={culler['timeout']}", f"--cull-every={culler['every']}", f"--max-age={culler['max_age']}",
+        ]})
+        roles.append({
+            "name": "idle-culler",
+            "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+            "services": ["idle-culler"],
+        })
+    return {"JupyterHub": {"services": services, "load_roles": roles}}
 
 
 def _common_spawner_traitlets(config: dict) -> dict:
@@ -288,6 +292,6 @@ def spawner_traitlets(config: dict) -> dict:
 def traitlets_config(config: dict) -> dict:
     """All traitlets settings for a validated studio config."""
     merged: dict = {}
-    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets, culler_traitlets):
+    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets, services_traitlets):
         merged = deep_merge(merged, part(config))
     return merged

@@ -66,6 +66,7 @@ def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
         "local": {"system_user_prefix": ACCOUNT_PREFIX},
         "gpus": {"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]},
         "spawn": {"start_timeout": 90, "http_timeout": 90},
+        "usage": {"service_port": free_ports(1)[0]},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):

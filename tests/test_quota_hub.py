@@ -131,3 +131,29 @@ def test_idle_culler_stops_idle_servers(tmp_path):
         assert "Culling server carol" in studio.log() or "culling server carol" in studio.log().lower()
     finally:
         studio.stop()
+
+
+def test_usage_page_for_admins_only(crowd_studio):
+    studio = crowd_studio
+    assert studio.spawn("u00", {"profile": "one-gpu"}).status_code in (201, 202)
+    try:
+        admin = studio.session("admin")
+        page = admin.get(f"{studio.url}/services/usage/", timeout=30)
+        assert page.status_code == 200, page.text[:500]
+        assert "GPU usage" in page.text and 'data-testid="chart"' in page.text
+        summary = admin.get(f"{studio.url}/services/usage/api/summary", timeout=30).json()
+        crowd = next(g for g in summary["groups"] if g["group"] == "crowd")
+        assert (crowd["servers"], crowd["gpus"], crowd["max_gpus"], crowd["by_type"]) == (1, 1, 4, {"a100": 1})
+        assert len(summary["daily"]) == 30 and summary["daily"][-1]["gpu_hours"] >= 0
+        # a member is turned away by the hub's own authorization
+        member = studio.session("u01").get(f"{studio.url}/services/usage/api/summary", timeout=30)
+        assert member.status_code == 403
+        assert studio.session("u01").get(f"{studio.url}/hub/spawn", timeout=30).ok
+    finally:
+        studio.stop_server("u00")
+
+
+def test_spawn_page_shows_what_is_left(crowd_studio):
+    text = " ".join(crowd_studio.form("u02").split())
+    assert "Group crowd: 0 of 4 GPUs in use" in text
+    assert "GPUs free now: A100 8 of 8" in text
