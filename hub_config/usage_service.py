@@ -57,7 +57,8 @@ def daily_gpu_hours(store: UsageStore, days: int = DAYS, now: float | None = Non
     for back in range(days - 1, -1, -1):
         start = today - timedelta(days=back)
         until = min((start + timedelta(days=1)).timestamp(), now)
-        out.append({"day": start.strftime("%Y-%m-%d"), "gpu_hours": round(store.gpu_hours(since=start.timestamp(), until=until), 3)})
+        hours = store.gpu_hours(since=start.timestamp(), until=until)
+        out.append({"day": start.strftime("%Y-%m-%d"), "gpu_hours": round(hours, 3)})
     return out
 
 
