@@ -54,7 +54,7 @@ class ProfileSpawnerMixin(HasTraits):
 
     def _gpu_hours(self, policy):
         since = quotas.period_start(policy.period).timestamp()
-        return lambda user=None, group=None: self.usage.gpu_hours(since=since, user=user, group=group)
+        return lambda user=None, group=None: self.usage.period_gpu_hours(since, user=user, group=group)
 
     # ---------------------------------------------------------------- profiles
 

@@ -35,7 +35,7 @@ _templates = jinja2.Environment(
 def current_use(store: UsageStore, policy) -> list[dict]:
     """GPUs and servers in use per group now, with the group's caps."""
     groups: dict[str, dict] = {}
-    for server in store.active():
+    for server in store.active(fresh=True):
         for name in server.groups or ("(no group)",):
             g = groups.setdefault(name, {"group": name, "servers": 0, "gpus": 0, "by_type": {}})
             g["servers"] += 1

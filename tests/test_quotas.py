@@ -209,3 +209,19 @@ def test_report_in_three_formats(store, tmp_path):
     assert table.splitlines()[1].split() == ["PROFILE", "SERVERS", "GPU", "HOURS", "CPU", "HOURS", "MEMORY", "GIB", "HOURS"]
     first = table.splitlines()[2].split()
     assert first[0] == "gpu-1" and first[1] == "2"  # bob's and dora's; dora's still runs, so most GPU-hours
+
+
+def test_period_hours_of_the_hub_match_the_database(store, tmp_path):
+    since = T0 + 0.5 * H
+    now = T0 + 5 * H
+    for key in ({"user": "alice"}, {"user": "dora"}, {"group": "students"}, {"group": "gpu-residents"}):
+        assert store.period_gpu_hours(since, now=now, **key) == pytest.approx(store.gpu_hours(since=since, until=now, **key))
+    # kept up to date as servers stop and start, without reading the database again
+    dora = next(i for i, r in store._running.items() if r.server.user == "dora")
+    store.close(dora, now=T0 + 4 * H)
+    fresh = store.open("bob", "", ["students"], "gpu-multi", 2, "a100", 8, GiB, now=T0 + 4.5 * H)
+    for key in ({"user": "dora"}, {"user": "bob"}, {"group": "students"}, {"group": "gpu-residents"}):
+        assert store.period_gpu_hours(since, now=now, **key) == pytest.approx(store.gpu_hours(since=since, until=now, **key))
+    # a new process (the usage page) sees the same running servers
+    assert sorted(s.user for s in UsageStore(f"sqlite:///{tmp_path}/usage.sqlite").active()) == ["bob", "carol"]
+    store.discard(fresh)
