@@ -29,3 +29,10 @@ def remove_test_accounts():
     for entry in pwd.getpwall():
         if entry.pw_name.startswith(ACCOUNT_PREFIX):
             subprocess.run(["userdel", "--remove", entry.pw_name], capture_output=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in
+    the main thread afterwards, which async tests (pytest-asyncio) cannot share."""
+    uses_browser = [item for item in items if "page" in getattr(item, "fixturenames", ())]
+    items[:] = [item for item in items if item not in uses_browser] + uses_browser
