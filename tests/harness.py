@@ -286,6 +286,15 @@ class Studio:
         raise AssertionError(f"no running server process of {user}")
 
 
+def write_profiles(directory: Path, text: str) -> Path:
+    """A profiles folder holding one file with ``text``, in a folder the servers' accounts may enter."""
+    os.chmod(directory, 0o755)
+    target = directory / "profiles"
+    target.mkdir()
+    (target / "profiles.yaml").write_text(text)
+    return target
+
+
 def copy_profiles(directory: Path) -> Path:
     target = directory / "profiles"
     shutil.copytree(REPO / "spawner_profiles", target)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import Studio, copy_profiles, write_config
+from harness import Studio, copy_profiles, write_config, write_profiles
 
 
 def offered(html):
@@ -79,12 +79,10 @@ def test_ctrl_c_stops_hub_proxy_and_servers(shared_studio):
 
 
 def test_server_past_max_runtime_is_stopped(tmp_path):
-    os.chmod(tmp_path, 0o755)
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "short.yaml").write_text(
+    profiles = write_profiles(
+        tmp_path,
         "profiles:\n  - slug: short\n    display_name: Short\n"
-        "    resources: {cpu: 1, memory: 1Gi}\n    access: {everyone: true}\n    max_runtime: 20s\n"
+        "    resources: {cpu: 1, memory: 1Gi}\n    access: {everyone: true}\n    max_runtime: 20s\n",
     )
     studio = Studio(tmp_path, write_config(tmp_path, profiles, spawn={"poll_interval": 1}, local={"user_accounts": "shared"}))
     studio.start()

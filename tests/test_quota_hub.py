@@ -5,7 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from harness import PASSWORD, Studio, write_config
+from harness import PASSWORD, Studio, write_config, write_profiles
 
 from hub_config.usage import UsageStore
 
@@ -26,10 +26,7 @@ quotas:
 @pytest.fixture(scope="module")
 def crowd_studio(tmp_path_factory):
     directory = tmp_path_factory.mktemp("crowd")
-    os.chmod(directory, 0o755)
-    profiles = directory / "profiles"
-    profiles.mkdir()
-    (profiles / "p.yaml").write_text(PROFILES)
+    profiles = write_profiles(directory, PROFILES)
     users = {u: {"groups": ["crowd"]} for u in CROWD} | {"admin": {"admin": True}}
     studio = Studio(directory, write_config(
         directory, profiles,
@@ -71,10 +68,7 @@ def test_thirty_concurrent_launches_never_exceed_group_cap(crowd_studio, round_)
 
 
 def test_usage_survives_hub_restart_with_server_running(tmp_path):
-    os.chmod(tmp_path, 0o755)
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "p.yaml").write_text(PROFILES)
+    profiles = write_profiles(tmp_path, PROFILES)
     studio = Studio(tmp_path, write_config(
         tmp_path, profiles, hub={"stop_servers_on_exit": False}, local={"user_accounts": "shared"},
     ))
@@ -112,10 +106,7 @@ def test_usage_survives_hub_restart_with_server_running(tmp_path):
 
 
 def test_idle_culler_stops_idle_servers(tmp_path):
-    os.chmod(tmp_path, 0o755)
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "p.yaml").write_text(PROFILES)
+    profiles = write_profiles(tmp_path, PROFILES)
     studio = Studio(tmp_path, write_config(
         tmp_path, profiles, local={"user_accounts": "shared"}, culler={"enabled": True, "timeout": 10, "every": 5},
     ))

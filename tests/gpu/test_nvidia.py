@@ -50,16 +50,14 @@ def test_each_allocation_shows_cuda_exactly_its_devices():
     reason="needs the studio installed (scripts/setup.sh) and root",
 )
 def test_kernel_in_spawned_server_sees_its_gpu(tmp_path):
-    from harness import Studio, write_config
+    from harness import Studio, write_config, write_profiles
 
     gpus, _ = discover("nvml", [])
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "gpu.yaml").write_text(
+    profiles = write_profiles(
+        tmp_path,
         "profiles:\n  - slug: one-gpu\n    display_name: One GPU\n"
-        "    resources: {cpu: 1, memory: 4Gi, gpus: 1}\n    access: {everyone: true}\n"
+        "    resources: {cpu: 1, memory: 4Gi, gpus: 1}\n    access: {everyone: true}\n",
     )
-    os.chmod(tmp_path, 0o755)
     studio = Studio(tmp_path, write_config(tmp_path, profiles, gpus={"discovery": "nvml", "inventory": []}))
     studio.start()
     try:

@@ -12,7 +12,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
-from harness import Studio, write_config
+from harness import Studio, write_config, write_profiles
 
 KUBECONFIG = os.environ.get("AISTUDIO_E2E_KUBECONFIG")
 NAMESPACE = os.environ.get("AISTUDIO_E2E_NAMESPACE", "default")
@@ -35,18 +35,16 @@ async def pods_of(user: str) -> list:
 
 def test_spawn_gpu_less_profile_on_cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", KUBECONFIG)
-    profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    (profiles / "tiny.yaml").write_text(
+    profiles = write_profiles(
+        tmp_path,
         "profiles:\n  - slug: tiny\n    display_name: Tiny\n"
-        f"    resources: {{cpu: 0.5, memory: 512Mi, shm: 64Mi}}\n    image: {IMAGE}\n    access: {{everyone: true}}\n"
+        f"    resources: {{cpu: 0.5, memory: 512Mi, shm: 64Mi}}\n    image: {IMAGE}\n    access: {{everyone: true}}\n",
     )
     kubernetes = {"namespace": NAMESPACE, "home": {"size": "1Gi", "storage_class": None, "mount_path": "/home/jovyan"}}
     hub = {}
     if HUB_CONNECT_URL:
         kubernetes["hub_connect_url"] = HUB_CONNECT_URL
         hub["hub_port"] = urlparse(HUB_CONNECT_URL).port or 8081  # the hub listens where the pods look
-    os.chmod(tmp_path, 0o755)
     studio = Studio(tmp_path, write_config(tmp_path, profiles, mode="kubernetes", kubernetes=kubernetes, hub=hub,
                                            spawn={"start_timeout": 600, "http_timeout": 300}))
     studio.start()
