@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import config as studio_config
+from . import datasets_cli
 from .profiles import InvalidProfiles, load_profiles
 
 DEFAULT_CONFIG = "aistudio.yaml"
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["table", "csv", "json"], default="table")
     rep.add_argument("--db-url", help="usage database (default: usage.db_url of the config, or usage.sqlite in data_dir)")
     rep.set_defaults(func=cmd_usage_report)
+
+    datasets_cli.add_parser(sub, _load_config)
     return parser
 
 

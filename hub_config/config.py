@@ -66,6 +66,10 @@ def resolve_paths(config: dict, base_dir: Path) -> dict:
     config["profiles_dir"] = absolute(config["profiles_dir"])
     if config["local"].get("python_env"):
         config["local"]["python_env"] = absolute(config["local"]["python_env"])
+    datasets = config.get("datasets") or {}
+    datasets["manifests"] = [absolute(m) for m in datasets.get("manifests", [])]
+    if (datasets.get("demo") or {}).get("files_dir"):
+        datasets["demo"]["files_dir"] = absolute(datasets["demo"]["files_dir"])
     return config
 
 
@@ -207,7 +211,73 @@ def services_traitlets(config: dict) -> dict:
             "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
             "services": ["idle-culler"],
         })
+    datasets_services(config, services, roles)
     return {"JupyterHub": {"services": services, "load_roles": roles}}
+
+
+def datasets_db_url(config: dict) -> str:
+    return config["datasets"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'datasets.sqlite'}"
+
+
+def datasets_files_dir(config: dict) -> str:
+    """Where the demo datasets are written: readable by members' accounts (data_dir is private)."""
+    demo = config["datasets"]["demo"]
+    if demo["files_dir"]:
+        return demo["files_dir"]
+    if config["mode"] == "local" and user_accounts(config) == "system":
+        return "/srv/aistudio/demo-datasets"
+    return str(Path(config["data_dir"]) / "demo-datasets")
+
+
+def datasets_services(config: dict, services: list, roles: list) -> None:
+    """The catalogue service (/services/datasets/), which every user may reach: it answers for
+    the calling token's user only, from the registry, decided on the hub side."""
+    ds = config["datasets"]
+    if not ds["enabled"]:
+        return
+    mount_root = ds["mount_root"] if config["mode"] == "local" else "/datasets"
+    services.append({
+        "name": "datasets",
+        "url": f"http://127.0.0.1:{ds['service_port']}",
+        "command": [sys.executable, "-m", "hub_config.datasets_service"],
+        "environment": {
+            "AISTUDIO_DATASETS_DB_URL": datasets_db_url(config),
+            "AISTUDIO_DATASETS_SETTINGS": json.dumps({
+                "mount_root": mount_root,
+                "preview": ds["preview"],
+                "scan": {**ds["scan"], "min_k": ds["min_k"]},
+                "manifests": ds["manifests"],
+                "demo": ds["demo"]["enabled"],
+                "demo_files_dir": datasets_files_dir(config),
+            }),
+        },
+        "oauth_no_confirm": True,
+        "info": {"description": "Datasets you may use, their schema and first rows; access requests"},
+    })
+    user_role = next((r for r in roles if r["name"] == "user"), None)
+    if user_role is None:
+        user_role = {"name": "user", "scopes": ["self"]}
+        roles.append(user_role)
+    user_role["scopes"].append("access:services!service=datasets")
+
+
+def datasets_spawner_traitlets(config: dict) -> dict:
+    ds = config["datasets"]
+    if not ds["enabled"]:
+        return {}
+    traits = {
+        "datasets_db_url": datasets_db_url(config),
+        "datasets_mount_root": ds["mount_root"] if config["mode"] == "local" else "/datasets",
+        "datasets_group_prefix": ds["group_prefix"],
+    }
+    return {
+        # servers may call the catalogue with their own token (the Datasets panel)
+        "Spawner": {"server_token_scopes": [
+            "users:activity!user", "access:servers!server", "access:services!service=datasets",
+        ]},
+        "StudioLocalSpawner": dict(traits),
+        "StudioKubeSpawner": dict(traits),
+    }
 
 
 def _common_spawner_traitlets(config: dict) -> dict:
@@ -292,6 +362,7 @@ def spawner_traitlets(config: dict) -> dict:
 def traitlets_config(config: dict) -> dict:
     """All traitlets settings for a validated studio config."""
     merged: dict = {}
-    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets, services_traitlets):
+    for part in (hub_traitlets, proxy_traitlets, auth_traitlets, spawner_traitlets, services_traitlets,
+                 datasets_spawner_traitlets):
         merged = deep_merge(merged, part(config))
     return merged

@@ -7,7 +7,7 @@ import copy
 from kubespawner import KubeSpawner
 from traitlets import Dict, Float, Unicode
 
-from . import units
+from . import datasets_mounts, units
 from .profile_spawner import ProfileSpawnerMixin
 from .profiles import Launch
 
@@ -32,12 +32,15 @@ LAUNCH_TRAITS = (
 )
 
 
-def pod_settings(launch: Launch, *, base: dict, gpu_resource: str, gpu_types: dict, request_fraction: float) -> dict:
+def pod_settings(
+    launch: Launch, *, base: dict, gpu_resource: str, gpu_types: dict, request_fraction: float, datasets=()
+) -> dict:
     """KubeSpawner trait values for ``launch``, on top of the configured ``base`` values.
 
     A pure function: the GPU limit under ``gpu_resource`` (or the GPU type's own
     resource name, e.g. a MIG profile), the type's node selector, tolerations and
-    affinity, ``/dev/shm`` as a memory-backed emptyDir, labels naming profile and GPUs.
+    affinity, ``/dev/shm`` as a memory-backed emptyDir, labels naming profile and GPUs,
+    and one read-only volume per granted dataset (``datasets``: MountSpecs decided on the hub).
     """
     res, profile = launch.resources, launch.profile
     settings = copy.deepcopy(base)
@@ -71,6 +74,9 @@ def pod_settings(launch: Launch, *, base: dict, gpu_resource: str, gpu_types: di
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": units.format_quantity(res.shm)}}
         ]
         settings["volume_mounts"] = settings["volume_mounts"] + [{"name": "dshm", "mountPath": "/dev/shm"}]
+    volumes, mounts, _ = datasets_mounts.k8s_volumes(list(datasets))
+    settings["volumes"] = settings["volumes"] + volumes
+    settings["volume_mounts"] = settings["volume_mounts"] + mounts
     return settings
 
 
@@ -94,13 +100,14 @@ class StudioKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         super().__init__(*args, **kwargs)
         self._configured = {name: copy.deepcopy(getattr(self, name)) for name in LAUNCH_TRAITS}
 
-    def apply_launch(self, launch: Launch) -> None:
+    def apply_launch(self, launch: Launch, datasets=()) -> None:
         settings = pod_settings(
             launch,
             base=self._configured,
             gpu_resource=self.gpu_resource_name,
             gpu_types=self.gpu_types,
             request_fraction=self.request_fraction,
+            datasets=datasets,
         )
         for name, value in settings.items():
             setattr(self, name, value)
@@ -110,10 +117,13 @@ class StudioKubeSpawner(ProfileSpawnerMixin, KubeSpawner):
         self.reset_progress()
         self.report(10, "Checking your profile and options")
         launch = self.decide_launch()
-        self.apply_launch(launch)
+        mounts, gone = self.decide_datasets()
+        self.apply_launch(launch, mounts)
         if self.max_runtime:
             self.environment["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
         self.report(20, f"Profile {launch.profile.display_name}: {launch.resources.describe()}")
+        skipped = datasets_mounts.k8s_volumes(mounts)[2]
+        self.record_mounts(mounts, gone, datasets_mounts.K8S_MOUNT_ROOT, skipped)
         self.finish_reports()  # KubeSpawner's pod events follow
 
     async def poll(self):

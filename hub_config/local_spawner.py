@@ -14,6 +14,7 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Enum, List, Unicode
 
+from . import datasets_mounts
 from .gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
 from .profile_spawner import ProfileSpawnerMixin
 
@@ -176,6 +177,9 @@ class StudioLocalSpawner(ProfileSpawnerMixin, LocalProcessSpawner):
                 await self.ensure_account()
             else:
                 os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            await datasets_mounts.apply_local(
+                self, system=self.user_accounts == "system", account=self.account, home=self.home_dir
+            )
             self.report(60, "Starting JupyterLab")
             url = await super().start()
         except BaseException:

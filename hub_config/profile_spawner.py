@@ -11,9 +11,10 @@ from pathlib import Path
 
 import jinja2
 from tornado import web
-from traitlets import Any, HasTraits, Integer, Unicode
+from traitlets import Any, HasTraits, Integer, List, Unicode
 
 from . import quotas, units
+from .datasets import DatasetStore, MountSpec, dataset_store
 from .profiles import Launch, LaunchRejected, ProfileStore
 from .usage import UsageStore, usage_store
 
@@ -55,6 +56,61 @@ class ProfileSpawnerMixin(HasTraits):
     def _gpu_hours(self, policy):
         since = quotas.period_start(policy.period).timestamp()
         return lambda user=None, group=None: self.usage.period_gpu_hours(since, user=user, group=group)
+
+    # ---------------------------------------------------------------- datasets
+
+    datasets_db_url = Unicode(
+        "", help="SQLAlchemy URL of the datasets registry; empty: no datasets are mounted."
+    ).tag(config=True)
+
+    datasets_mount_root = Unicode("/datasets", help="Where servers find granted datasets: <root>/<name>.").tag(
+        config=True
+    )
+
+    datasets_group_prefix = Unicode(
+        "aistudio-ds-", help="Local mode: prefix of the system group of each dataset."
+    ).tag(config=True)
+
+    mounted_datasets = List(help="Datasets the current (or last) server got, by name.")
+
+    @property
+    def datasets(self) -> DatasetStore | None:
+        return dataset_store(self.datasets_db_url) if self.datasets_db_url else None
+
+    def decide_datasets(self) -> tuple[list[MountSpec], list[str]]:
+        """The datasets granted to the user now, directly or through a group, unexpired (decided
+        here on the hub from the registry), and those the last server had that are gone since."""
+        if self.datasets is None:
+            return [], []
+        mounts = self.datasets.mounts_for(self.user.name, self.user_groups())
+        gone = sorted(set(self.mounted_datasets) - {m.name for m in mounts})
+        return mounts, gone
+
+    def record_mounts(self, mounts: list[MountSpec], gone: list[str], where: str, skipped=()) -> None:
+        """Audit and report the mounts step; remember what this server got."""
+        names = [m.name for m in mounts if m.name not in set(skipped)]
+        if self.datasets is not None:
+            for m in mounts:
+                if m.name in names:
+                    self.datasets.audit("mount", self.user.name, m.name, server=self.name, expires_at=m.expires_at)
+            for name in gone:
+                self.datasets.audit("unmount", self.user.name, name, server=self.name,
+                                    reason="access revoked or expired")
+        if names:
+            self.report(50, f"Mounting datasets read-only at {where}: {', '.join(names)}")
+        elif self.datasets is not None:
+            self.report(50, "Mounting datasets: none granted to you")
+        if gone:
+            self.report(50, f"No longer available to you (access revoked or expired): {', '.join(gone)}")
+        for name in skipped:
+            self.report(50, f"Dataset {name} cannot be mounted here; ask its steward")
+        self.mounted_datasets = names
+
+    def get_env(self):
+        env = super().get_env()
+        if self.datasets_db_url:
+            env["AISTUDIO_DATASETS_DIR"] = getattr(self, "datasets_dir", None) or self.datasets_mount_root
+        return env
 
     # ---------------------------------------------------------------- profiles
 
@@ -203,12 +259,15 @@ class ProfileSpawnerMixin(HasTraits):
             state["max_runtime"] = self.max_runtime
         if self.usage_id:
             state["usage_id"] = self.usage_id
+        if self.mounted_datasets:
+            state["datasets"] = list(self.mounted_datasets)
         return state
 
     def load_state(self, state):
         super().load_state(state)
         self.max_runtime = state.get("max_runtime")
         self.usage_id = state.get("usage_id", 0)
+        self.mounted_datasets = list(state.get("datasets", []))
 
     # ---------------------------------------------------------------- progress
 
