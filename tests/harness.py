@@ -19,8 +19,6 @@ from pathlib import Path
 
 import requests
 import yaml
-from tornado.httpclient import HTTPRequest
-from tornado.websocket import websocket_connect
 
 REPO = Path(__file__).resolve().parent.parent
 AISTUDIO = [sys.executable, "-m", "hub_config.cli"]
@@ -232,6 +230,9 @@ class Studio:
             return pool.submit(asyncio.run, self._run_in_kernel(user, code, timeout)).result()
 
     async def _run_in_kernel(self, user, code, timeout):
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+
         headers = {"Authorization": f"token {self.token(user)}"}
         base = f"{self.url}/user/{user}/api/kernels"
         r = requests.post(base, headers=headers, json={"name": "python3"}, timeout=60)
