@@ -189,6 +189,65 @@ def usage_db_url(config: dict) -> str:
     return config["usage"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'usage.sqlite'}"
 
 
+ANNOUNCEMENTS_WRITE_SCOPE = "custom:announcements:write"
+
+
+def announcements_db_url(config: dict) -> str:
+    return config["announcements"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'announcements.sqlite'}"
+
+
+def announcements_services(config: dict, services: list, roles: list) -> dict:
+    """The announcements service (/services/announcements/, extensions/announcements): every user
+    may read it; the organiser groups hold the custom write scope through a role, and the service's
+    OAuth client may carry it, so a member's login token has it exactly when the member does.
+    Returns the other JupyterHub settings it needs: the scope and the home page with the banner."""
+    ann = config["announcements"]
+    if not ann["enabled"]:
+        return {}
+    import secrets
+
+    try:
+        from aistudio_announcements.banner import Banner
+    except ImportError:
+        raise StudioConfigError(
+            "announcements.enabled: the aistudio-announcements package (extensions/announcements) is not installed; "
+            "install it (pip install ./extensions/announcements) or set announcements.enabled: false"
+        ) from None
+
+    access = "access:services!service=announcements"
+    url = ann["url"] or f"http://127.0.0.1:{ann['service_port']}"
+    token = secrets.token_hex(32)  # the service's API token, new at each start; the hub's banner uses it
+    services.append({
+        "name": "announcements",
+        "url": url,
+        "api_token": token,
+        "command": [sys.executable, "-m", "aistudio_announcements"],
+        "environment": {
+            "AISTUDIO_ANNOUNCEMENTS_DB_URL": announcements_db_url(config),
+            "AISTUDIO_ANNOUNCEMENTS_TIMEZONE": ann["timezone"],
+            "AISTUDIO_ANNOUNCEMENTS_BODY_MAX": str(ann["max_body_chars"]),
+        },
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [ANNOUNCEMENTS_WRITE_SCOPE],
+        "info": {"description": "Seminars, the incubation programme and news"},
+    })
+    user_role = next((r for r in roles if r["name"] == "user"), None)
+    if user_role is None:
+        user_role = {"name": "user", "scopes": ["self"]}
+        roles.append(user_role)
+    user_role["scopes"].append(access)
+    roles.append({"name": "announcements-organisers", "scopes": [ANNOUNCEMENTS_WRITE_SCOPE, access],
+                  "groups": list(ann["organiser_groups"]), "users": list(ann["organiser_users"])})
+    roles.append({"name": "announcements-service", "scopes": [access], "services": ["announcements"]})
+    prefix = config["hub"]["base_url"].rstrip("/") + "/services/announcements/"
+    return {
+        "custom_scopes": {ANNOUNCEMENTS_WRITE_SCOPE: {
+            "description": "Create, edit and delete announcements; review incubation applications."}},
+        "template_paths": [str(HERE / "templates" / "hub")],
+        "template_vars": {"announcements": Banner(url, prefix, token)},
+    }
+
+
 def services_traitlets(config: dict) -> dict:
     """Hub-managed services: the usage page for admins, and jupyterhub-idle-culler."""
     services = [{
@@ -200,6 +259,7 @@ def services_traitlets(config: dict) -> dict:
         "info": {"description": "GPU use per group and GPU-hours over time (admins)"},
     }]
     roles = []
+    hub_extra = announcements_services(config, services, roles)
     culler = config["culler"]
     if culler["enabled"]:
         services.append({"name": "idle-culler", "command": [
@@ -212,7 +272,7 @@ def services_traitlets(config: dict) -> dict:
             "services": ["idle-culler"],
         })
     datasets_services(config, services, roles)
-    return {"JupyterHub": {"services": services, "load_roles": roles}}
+    return {"JupyterHub": {"services": services, "load_roles": roles, **hub_extra}}
 
 
 def datasets_db_url(config: dict) -> str:
