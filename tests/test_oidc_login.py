@@ -179,8 +179,8 @@ def test_login_through_the_provider_gives_groups_and_profiles(studio):
     bob = studio.api("GET", "/users/bob", user="ada").json()
     assert (alice["groups"], alice["admin"]) == (["gpu-residents"], False)
     assert (bob["groups"], bob["admin"]) == (["students"], False)
-    assert sorted(g["name"] for g in studio.api("GET", "/groups", user="ada").json()) == [
-        "gpu-residents", "hub-admins", "students"]
+    # the provider's groups exist on the hub (besides groups the studio config itself names, e.g. organisers)
+    assert {"gpu-residents", "hub-admins", "students"} <= {g["name"] for g in studio.api("GET", "/groups", user="ada").json()}
 
     # the provider's groups decide the profiles offered
     assert offered_profiles(studio.form("alice")) == {"cpu-small", "gpu-1", "gpu-multi"}
