@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import jinja2
-from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 from tornado.log import enable_pretty_logging
@@ -78,7 +78,23 @@ class Base(HubOAuthenticated, web.RequestHandler):
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("Referrer-Policy", "same-origin")
 
-    def prepare(self):
+    async def prepare(self):
+        # identify the caller without blocking the event loop (HubAuth's sync path waits on a thread);
+        # get_current_user (and @web.authenticated) then use the result
+        if not hasattr(self, "_hub_auth_user_cache"):
+            model = await self.hub_auth.get_user(self, sync=False)
+            allowed = None
+            if model:
+                try:
+                    allowed = self.check_hub_user(model)
+                except UserNotAllowed:
+                    def refuse(*args, **kwargs):
+                        raise web.HTTPError(403, "{kind} {name} may not use the announcements service".format(**model))
+
+                    self.redirect = refuse
+            self._hub_auth_user_cache = allowed
+            if allowed:
+                self.hub_auth._persist_url_token_if_set(self)
         if self.request.method not in ("GET", "HEAD", "OPTIONS"):
             # cookie logins must send JupyterHub's XSRF token; API tokens need none
             if self.current_user is None:

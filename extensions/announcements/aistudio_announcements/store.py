@@ -136,6 +136,9 @@ class Store:
             counts = self._counts(session, [i.id for i in items if i.kind == "seminar"])
         ends = [i.expires_at for i in items if i.expires_at] + ([upcoming] if upcoming else [])
         listed = [self.item_dict(i, counts.get(i.id), prefix) for i in self._order(items)]
+        for entry in listed:  # the list carries the rendered HTML; the Markdown sources are in api/items/ID
+            for source in ("body", "eligibility", "offer"):
+                entry.pop(source, None)
         result = (listed, json.dumps({"items": listed, "version": version}).encode())
         with self._lock:
             if self.version == version:
