@@ -309,6 +309,7 @@ def datasets_services(config: dict, services: list, roles: list) -> None:
                 "manifests": ds["manifests"],
                 "demo": ds["demo"]["enabled"],
                 "demo_files_dir": datasets_files_dir(config),
+                "protected": config["mode"] != "local" or user_accounts(config) == "system",
             }),
         },
         "oauth_no_confirm": True,

@@ -277,6 +277,8 @@ async def apply_local(spawner, *, system: bool, account: str | None, home: str) 
     if system:
         await sync_membership(account, wanted_groups, spawner.datasets_group_prefix)
     spawner.record_mounts(mounts, gone, root, skipped)
+    if not system and mounts:
+        spawner.report(50, "Demo mode: dataset files are not protected (every server runs as one account)")
     if gone:
         when = __import__("datetime").datetime.now().strftime("%Y-%m-%d %H:%M")
         text = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
@@ -250,11 +251,23 @@ def register_at_start(store: DatasetStore, settings: dict) -> None:
         datasets_admin.import_manifest(store, path, scan, actor=f"manifest:{os.path.basename(path)}")
 
 
+UNPROTECTED_WARNING = """
+************************************************************************
+*  AI Studio datasets in DEMO MODE (single account): dataset files     *
+*  are NOT protected. Every member's server can read every dataset,    *
+*  granted or not; grants only decide what is listed and linked.       *
+*  Run as root for per-user accounts and group-protected datasets.     *
+************************************************************************
+"""
+
+
 def main():
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8011")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     store = DatasetStore(os.environ[ENV_DB_URL])
     settings = {**DEFAULT_SETTINGS, **json.loads(os.environ.get(ENV_SETTINGS) or "{}")}
+    if not settings.get("protected", True):
+        print(UNPROTECTED_WARNING, file=sys.stderr, flush=True)
     try:
         register_at_start(store, settings)
     except Exception as e:  # the catalogue serves what is registered even if a manifest is broken
