@@ -118,3 +118,25 @@ def test_publish_window_and_cache(store):
     titles = [i["title"] for i in store.current()[0]]  # the cache ends at the next publish/expiry time
     assert titles == ["pinned", "soon"]
     assert {soon["id"], gone["id"], pinned["id"]} <= {i["id"] for i in store.all_items()}
+
+
+def test_hub_config_declares_service_scope_and_roles(tmp_path):
+    from hub_config import config
+
+    studio = config.load(None, data_dir=tmp_path)
+    hub = config.traitlets_config(studio)["JupyterHub"]
+    service = next(s for s in hub["services"] if s["name"] == "announcements")
+    assert service["oauth_client_allowed_scopes"] == ["custom:announcements:write"]
+    assert service["environment"]["AISTUDIO_ANNOUNCEMENTS_DB_URL"] == f"sqlite:///{tmp_path / 'announcements.sqlite'}"
+    assert "custom:announcements:write" in hub["custom_scopes"]
+    roles = {r["name"]: r for r in hub["load_roles"]}
+    assert "access:services!service=announcements" in roles["user"]["scopes"]
+    assert roles["announcements-organisers"]["groups"] == ["organisers"]
+    assert roles["announcements-organisers"]["scopes"][0] == "custom:announcements:write"
+    assert hub["template_paths"][0].endswith("hub_config/templates/hub")
+
+    off = config.deep_merge(studio, {"announcements": {"enabled": False}})
+    hub = config.traitlets_config(off)["JupyterHub"]
+    assert "announcements" not in [s["name"] for s in hub["services"]]
+    assert "custom_scopes" not in hub and "template_vars" not in hub
+    assert all("announcements" not in str(r) for r in hub["load_roles"])
