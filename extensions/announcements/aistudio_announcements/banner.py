@@ -19,6 +19,15 @@ log = logging.getLogger("aistudio.announcements.banner")
 NEW_FOR = timedelta(days=7)
 
 
+def _when(value) -> str:
+    """A seminar's start or a call's deadline as members read it: Tue 01 Dec 14:00 (UTC+01:00)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return ""
+    return f"{parsed:%a %d %b %Y %H:%M} ({parsed.tzname()})"
+
+
 def _entry(item: dict, prefix: str, now: datetime) -> dict:
     published = item.get("publish_at") or item.get("created_at")
     try:
@@ -33,7 +42,7 @@ def _entry(item: dict, prefix: str, now: datetime) -> dict:
         "summary": str(item.get("summary", "")),
         "pinned": bool(item.get("pinned")),
         "new": new,
-        "when": str(when)[:16].replace("T", " ") if when else "",
+        "when": _when(when),
         "url": url_path_join(prefix, f"items/{int(item['id'])}"),
     }
 
