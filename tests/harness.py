@@ -56,6 +56,7 @@ def hub_ports() -> dict:
 
 
 def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
+    service_ports = free_ports(2)  # the hub-managed services' loopback ports
     config = {
         "data_dir": str(directory / "data"),
         "profiles_dir": str(profiles_dir),
@@ -64,7 +65,8 @@ def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
         "local": {"system_user_prefix": ACCOUNT_PREFIX},
         "gpus": {"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]},
         "spawn": {"start_timeout": 90, "http_timeout": 90},
-        "usage": {"service_port": free_ports(1)[0]},
+        "usage": {"service_port": service_ports[0]},
+        "announcements": {"service_port": service_ports[1]},
     }
     for key, value in overrides.items():
         if isinstance(value, dict):
