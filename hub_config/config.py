@@ -331,12 +331,13 @@ def datasets_spawner_traitlets(config: dict) -> dict:
         "datasets_mount_root": ds["mount_root"] if config["mode"] == "local" else "/datasets",
         "datasets_group_prefix": ds["group_prefix"],
     }
+    local = {"datasets_service_url": f"http://127.0.0.1:{ds['service_port']}/services/datasets/"}
     return {
         # servers may call the catalogue with their own token (the Datasets panel)
         "Spawner": {"server_token_scopes": [
             "users:activity!user", "access:servers!server", "access:services!service=datasets",
         ]},
-        "StudioLocalSpawner": dict(traits),
+        "StudioLocalSpawner": {**traits, **local},
         "StudioKubeSpawner": dict(traits),
     }
 

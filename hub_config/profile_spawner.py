@@ -71,6 +71,10 @@ class ProfileSpawnerMixin(HasTraits):
         "aistudio-ds-", help="Local mode: prefix of the system group of each dataset."
     ).tag(config=True)
 
+    datasets_service_url = Unicode(
+        "", help="The datasets catalogue as servers reach it (AISTUDIO_DATASETS_URL, for the Datasets panel)."
+    ).tag(config=True)
+
     mounted_datasets = List(help="Datasets the current (or last) server got, by name.")
 
     @property
@@ -110,6 +114,8 @@ class ProfileSpawnerMixin(HasTraits):
         env = super().get_env()
         if self.datasets_db_url:
             env["AISTUDIO_DATASETS_DIR"] = getattr(self, "datasets_dir", None) or self.datasets_mount_root
+            if self.datasets_service_url:
+                env["AISTUDIO_DATASETS_URL"] = self.datasets_service_url
         return env
 
     # ---------------------------------------------------------------- profiles

@@ -275,6 +275,23 @@ def test_a_member_reads_granted_datasets_and_nothing_else(ds_studio):
         assert link.is_symlink() and os.lstat(link).st_uid == 0 and os.stat(ds_studio.files / "mnt").st_mode & 0o777 == 0o755
         log = ds_studio.log()
         assert log.find("bob: Mounting datasets read-only at") > log.find("bob: Checking your profile") >= 0
+        # the Datasets panel's server handlers: a thin client of the catalogue, with the server's own token
+        headers = {"Authorization": f"token {ds_studio.token('bob')}"}
+        panel = f"{ds_studio.url}/user/bob/aistudio-datasets/api"
+        mine = requests.get(f"{panel}/datasets", headers=headers, timeout=30)
+        assert mine.status_code == 200, mine.text
+        assert {d["name"] for d in mine.json()["datasets"]} & TEST_DATASETS == {"alpha"}
+        assert requests.get(f"{panel}/datasets/beta/preview", headers=headers, timeout=30).status_code == 403
+        assert requests.get(f"{panel}/datasets/ghost", headers=headers, timeout=30).status_code == 404
+        rows = requests.get(f"{panel}/datasets/alpha/preview", params={"rows": 3}, headers=headers, timeout=30).json()
+        assert rows["rows"] == [["30-39", "F", 0], ["40-49", "M", 1], ["30-39", "F", 2]]
+        refused = requests.get(f"{panel}/datasets/alpha/preview", params={"file": "../secret.csv"}, headers=headers,
+                               timeout=30)
+        assert refused.status_code == 404 and "not for members" not in refused.text
+        assert requests.get(f"{panel}/datasets/alpha/preview", timeout=30).status_code in (302, 401, 403)
+        extensions = requests.get(f"{ds_studio.url}/user/bob/lab/api/extensions", headers=headers, timeout=30).json()
+        panel_ext = [e for e in extensions if e["name"] in ("aistudio-datasets", "@aistudio/datasets")]
+        assert panel_ext and panel_ext[0]["enabled"], extensions
     finally:
         ds_studio.stop_server("bob")
 
