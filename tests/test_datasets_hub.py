@@ -353,6 +353,46 @@ def test_revoke_takes_effect_at_the_next_start(ds_studio):
         ds_studio.stop_server("ahmed")
 
 
+# --------------------------------------------------------------------------- the JupyterLab panel
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": CHROMIUM,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]}
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_the_datasets_panel_lists_describes_and_previews(ds_studio, page):
+    assert ds_studio.spawn("dora", {"profile": "cpu-small"}).status_code in (201, 202)
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(f"{ds_studio.url}/hub/login")
+        page.fill("#username_input", "dora")
+        page.fill("#password_input", "test-password")
+        page.click("#login_submit")
+        page.goto(f"{ds_studio.url}/user/dora/lab")
+        page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
+        page.locator('[data-id="aistudio-datasets"]').click()
+        item = page.locator('.aistudio-Datasets-item[data-dataset="alpha"]')
+        item.wait_for()
+        names = page.locator(".aistudio-Datasets-item[data-dataset]").evaluate_all(
+            "els => els.map(e => e.dataset.dataset)")
+        assert set(names) & TEST_DATASETS == {"alpha"}
+        assert page.get_by_text("You may request").count() == 1
+        item.locator("a").click()
+        preview = page.locator(".aistudio-Datasets-preview")
+        preview.wait_for()
+        assert preview.locator("tr").count() == 21  # header and 20 rows
+        assert "pd.read_csv" in page.locator(".aistudio-Datasets-snippet").first.inner_text()
+        page.screenshot(path=str(ds_studio.directory / "datasets-panel.png"))
+    finally:
+        ds_studio.stop_server("dora")
+
+
 # --------------------------------------------------------------------------- the demo and the audit log
 
 
