@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 import requests
+import yaml
 
 from harness import ACCOUNT_PREFIX, Studio, copy_profiles, free_ports, write_config
 
@@ -63,14 +64,30 @@ def ds_studio(tmp_path_factory):
         (pq.write_table if fname.endswith(".parquet") else pacsv.write_csv)(t, str(files / name / fname))
     (files / "secret.csv").write_text("secret\nnot for members\n")
     (files / "alpha" / "escape.csv").symlink_to(files / "secret.csv")
-    usage_port, datasets_port = free_ports(2)  # in one call: two separate calls may return the same port
-    config = write_config(directory, copy_profiles(directory), usage={"service_port": usage_port}, datasets={
-        "enabled": True, "service_port": datasets_port, "mount_root": str(files / "mnt"),
+    config = write_config(directory, copy_profiles(directory), datasets={
+        "enabled": True, "mount_root": str(files / "mnt"),
         "group_prefix": GROUP_PREFIX, "preview": {"max_rows": 100, "max_bytes": 65536},
         "demo": {"enabled": True, "files_dir": str(files / "demo")},
     })
+    # a free port for the catalogue that none of the studio's others took (a port freed by one
+    # free_ports call may come back from the next)
+    settings = yaml.safe_load(config.read_text())
+    taken = set(settings["hub"].values()) | {v.get("service_port") for v in settings.values() if isinstance(v, dict)}
+    settings["datasets"]["service_port"] = next(p for p in free_ports(8) if p not in taken)
+    config.write_text(yaml.safe_dump(settings))
     studio = Studio(directory, config)
     studio.files = files
+    try:
+        yield from _registered_and_started(studio, files)
+    finally:
+        studio.stop()
+        shutil.rmtree(files, ignore_errors=True)
+        for g in grp.getgrall():
+            if g.gr_name.startswith(GROUP_PREFIX):
+                subprocess.run(["groupdel", g.gr_name], capture_output=True)
+
+
+def _registered_and_started(studio, files):
     # the steward registers the test datasets with the CLI before the hub starts
     for name in ("alpha", "beta", "gamma", "epsilon", "delta", "wide"):
         steward(studio, "add", name, "--path", str(files / name), "--title", f"Dataset {name}",
@@ -85,11 +102,6 @@ def ds_studio(tmp_path_factory):
     studio.start()
     wait_for_catalogue(studio)
     yield studio
-    studio.stop()
-    shutil.rmtree(files, ignore_errors=True)
-    for g in grp.getgrall():
-        if g.gr_name.startswith(GROUP_PREFIX):
-            subprocess.run(["groupdel", g.gr_name], capture_output=True)
 
 
 def steward(studio, *args, check=True):
