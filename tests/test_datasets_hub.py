@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -107,8 +108,10 @@ def _registered_and_started(studio, files):
 def steward(studio, *args, check=True):
     """``aistudio datasets ARGS`` as the steward (in this process: the same code, no interpreter start)."""
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--config", str(studio.config_path), "datasets", "--as", "steward", *args])
+    argv = ["--config", str(studio.config_path), "datasets", "--as", "steward", *args]
+    # in a thread of its own: the CLI runs asyncio, and Playwright's sync API may hold this thread's loop
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), ThreadPoolExecutor(1) as pool:
+        code = pool.submit(cli.main, argv).result()
     result = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
     if check:
         assert code == 0, result.stdout + result.stderr
