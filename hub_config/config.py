@@ -185,6 +185,17 @@ def auth_traitlets(config: dict) -> dict:
     }
 
 
+def service_url(config: dict, port: int) -> str:
+    """Where the proxy reaches a hub-managed service (see hub.services_host)."""
+    return f"http://{config['hub']['services_host']}:{port}"
+
+
+def listen_address(url: str) -> str:
+    """Address a service of ``url`` binds: loopback stays private, any other host means all addresses."""
+    host = url.split("//", 1)[-1].split(":", 1)[0].split("/", 1)[0]
+    return host if host in ("127.0.0.1", "localhost", "::1") else ""
+
+
 def usage_db_url(config: dict) -> str:
     return config["usage"]["db_url"] or f"sqlite:///{Path(config['data_dir']) / 'usage.sqlite'}"
 
@@ -215,7 +226,7 @@ def announcements_services(config: dict, services: list, roles: list) -> dict:
         ) from None
 
     access = "access:services!service=announcements"
-    url = ann["url"] or f"http://127.0.0.1:{ann['service_port']}"
+    url = ann["url"] or service_url(config, ann["service_port"])
     token = secrets.token_hex(32)  # the service's API token, new at each start; the hub's banner uses it
     services.append({
         "name": "announcements",
@@ -252,7 +263,7 @@ def services_traitlets(config: dict) -> dict:
     """Hub-managed services: the usage page for admins, and jupyterhub-idle-culler."""
     services = [{
         "name": "usage",
-        "url": f"http://127.0.0.1:{config['usage']['service_port']}",
+        "url": service_url(config, config["usage"]["service_port"]),
         "command": [sys.executable, "-m", "hub_config.usage_service"],
         "environment": {"AISTUDIO_USAGE_DB_URL": usage_db_url(config), "AISTUDIO_PROFILES_DIR": config["profiles_dir"]},
         "oauth_no_confirm": True,
@@ -298,7 +309,7 @@ def datasets_services(config: dict, services: list, roles: list) -> None:
     mount_root = ds["mount_root"] if config["mode"] == "local" else "/datasets"
     services.append({
         "name": "datasets",
-        "url": f"http://127.0.0.1:{ds['service_port']}",
+        "url": service_url(config, ds["service_port"]),
         "command": [sys.executable, "-m", "hub_config.datasets_service"],
         "environment": {
             "AISTUDIO_DATASETS_DB_URL": datasets_db_url(config),
@@ -331,14 +342,14 @@ def datasets_spawner_traitlets(config: dict) -> dict:
         "datasets_mount_root": ds["mount_root"] if config["mode"] == "local" else "/datasets",
         "datasets_group_prefix": ds["group_prefix"],
     }
-    local = {"datasets_service_url": f"http://127.0.0.1:{ds['service_port']}/services/datasets/"}
+    url = {"datasets_service_url": f"{service_url(config, ds['service_port'])}/services/datasets/"}
     return {
         # servers may call the catalogue with their own token (the Datasets panel)
         "Spawner": {"server_token_scopes": [
             "users:activity!user", "access:servers!server", "access:services!service=datasets",
         ]},
-        "StudioLocalSpawner": {**traits, **local},
-        "StudioKubeSpawner": dict(traits),
+        "StudioLocalSpawner": {**traits, **url},
+        "StudioKubeSpawner": {**traits, **url},
     }
 
 

@@ -32,6 +32,7 @@ from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
 from . import datasets_files as files
+from .config import listen_address
 from .datasets import DatasetError, DatasetStore
 
 ENV_DB_URL = "AISTUDIO_DATASETS_DB_URL"
@@ -272,7 +273,7 @@ def main():
         register_at_start(store, settings)
     except Exception as e:  # the catalogue serves what is registered even if a manifest is broken
         print(f"aistudio datasets: registering manifests failed: {e}", flush=True)
-    make_app(store, settings).listen(port, "127.0.0.1")
+    make_app(store, settings).listen(port, listen_address(url))
     ioloop.IOLoop.current().start()
 
 

@@ -19,6 +19,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
+from .config import listen_address
 from .profiles import InvalidProfiles, ProfileStore
 from .quotas import EMPTY_POLICY, period_start
 from .usage import UsageStore
@@ -111,7 +112,7 @@ def make_app() -> web.Application:
 def main():
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:8010")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
-    make_app().listen(port, "127.0.0.1")
+    make_app().listen(port, listen_address(url))
     ioloop.IOLoop.current().start()
 
 

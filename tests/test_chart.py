@@ -251,7 +251,30 @@ def test_strict_egress_allows_only_dns_hub_proxy_and_the_values():
     sources = [p["podSelector"]["matchLabels"] for p in hub["ingress"][0]["from"]]
     assert policy["podSelector"]["matchLabels"] in sources
     assert sorted(s.get("app.kubernetes.io/component", "") for s in sources) == ["", "hub", "proxy"]
-    assert len(hub["ingress"]) == 1
+    # and, on the hub-managed services' ports, the proxy (their pages) and the servers (the datasets catalogue)
+    assert len(hub["ingress"]) == 2
+    services = hub["ingress"][1]
+    assert [p["port"] for p in services["ports"]] == [8012, 8011, 8010]
+    assert sorted(s.get("app.kubernetes.io/component", "") for s in
+                  [p["podSelector"]["matchLabels"] for p in services["from"]]) == ["", "proxy"]
+    assert {"port": 8011, "protocol": "TCP"} in egress[1]["ports"]
+
+
+def test_hub_services_are_reachable_through_the_hub_service(tmp_path):
+    docs = manifests()
+    service = find(docs, "Service", "aistudio-hub")["spec"]
+    assert {p["name"]: p["port"] for p in service["ports"]} == {
+        "hub": 8081, "usage": 8010, "datasets": 8011, "announcements": 8012}
+    cfg = studio_config.load(lay_out_hub_config(docs, tmp_path) / "aistudio.yaml")
+    assert cfg["hub"]["services_host"] == "aistudio-hub"
+    services = {s["name"]: s for s in studio_config.traitlets_config(cfg)["JupyterHub"]["services"]}
+    ports = {"usage": 8010, "datasets": 8011, "announcements": 8012}
+    assert {"usage", "announcements"} <= set(services)
+    for name, service in services.items():
+        if name in ports:
+            assert service["url"] == f"http://aistudio-hub:{ports[name]}"
+    assert studio_config.listen_address(services["usage"]["url"]) == ""  # all addresses in the pod
+    assert studio_config.listen_address("http://127.0.0.1:8010") == "127.0.0.1"
 
 
 def test_internet_egress_when_allowed():

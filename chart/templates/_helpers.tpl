@@ -48,6 +48,13 @@ app.kubernetes.io/part-of: aistudio
 
 {{- define "aistudio.image" -}}{{ .name }}:{{ .tag }}{{- end }}
 
+{{/* Ports of the hub-managed services in the hub pod (studio sections usage, datasets, announcements). */}}
+{{- define "aistudio.servicePorts" -}}
+usage: 8010
+datasets: 8011
+announcements: 8012
+{{- end }}
+
 {{/* The studio config (aistudio.yaml): .Values.studio plus what the chart decides.
      profiles_dir is relative to the config file: /etc/aistudio/profiles. */}}
 {{- define "aistudio.studioConfig" -}}
@@ -55,6 +62,13 @@ app.kubernetes.io/part-of: aistudio
 {{- $hub := dict "ip" "0.0.0.0" "port" 8000 "hub_port" 8081 "proxy_api_port" 8001 }}
 {{- $_ := set $hub "proxy_api_url" (printf "http://%s:8001" (include "aistudio.proxyApiName" .)) }}
 {{- $_ := set $hub "base_url" .Values.hub.baseUrl }}
+{{- /* hub-managed services listen in the hub pod; the proxy and servers reach them through the hub Service */}}
+{{- $_ := set $hub "services_host" (include "aistudio.hubName" .) }}
+{{- range $section, $port := (include "aistudio.servicePorts" . | fromYaml) }}
+{{- $s := deepCopy (get $studio $section | default dict) }}
+{{- $_ := set $s "service_port" $port }}
+{{- $_ := set $studio $section $s }}
+{{- end }}
 {{- if eq .Values.hub.db.type "postgres" }}
 {{- $_ := set $hub "db_url" (required "hub.db.url: the SQLAlchemy URL of the PostgreSQL database is required with hub.db.type postgres" .Values.hub.db.url) }}
 {{- end }}
