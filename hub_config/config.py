@@ -343,11 +343,15 @@ def datasets_spawner_traitlets(config: dict) -> dict:
         "datasets_group_prefix": ds["group_prefix"],
     }
     url = {"datasets_service_url": f"{service_url(config, ds['service_port'])}/services/datasets/"}
+    scopes = ["users:activity!user", "access:servers!server", "access:services!service=datasets"]
+    ann = config["announcements"]
+    if ann["enabled"]:
+        # and read the announcements list with it (JupyterLab's notices of new items)
+        scopes.append("access:services!service=announcements")
+        url["announcements_service_url"] = f"{ann['url'] or service_url(config, ann['service_port'])}/services/announcements/"
     return {
         # servers may call the catalogue with their own token (the Datasets panel)
-        "Spawner": {"server_token_scopes": [
-            "users:activity!user", "access:servers!server", "access:services!service=datasets",
-        ]},
+        "Spawner": {"server_token_scopes": scopes},
         "StudioLocalSpawner": {**traits, **url},
         "StudioKubeSpawner": {**traits, **url},
     }

@@ -75,6 +75,10 @@ class ProfileSpawnerMixin(HasTraits):
         "", help="The datasets catalogue as servers reach it (AISTUDIO_DATASETS_URL, for the Datasets panel)."
     ).tag(config=True)
 
+    announcements_service_url = Unicode(
+        "", help="The announcements service as servers reach it (AISTUDIO_ANNOUNCEMENTS_URL, for JupyterLab's notices)."
+    ).tag(config=True)
+
     mounted_datasets = List(help="Datasets the current (or last) server got, by name.")
 
     @property
@@ -116,6 +120,8 @@ class ProfileSpawnerMixin(HasTraits):
             env["AISTUDIO_DATASETS_DIR"] = getattr(self, "datasets_dir", None) or self.datasets_mount_root
             if self.datasets_service_url:
                 env["AISTUDIO_DATASETS_URL"] = self.datasets_service_url
+        if self.announcements_service_url:
+            env["AISTUDIO_ANNOUNCEMENTS_URL"] = self.announcements_service_url
         return env
 
     # ---------------------------------------------------------------- profiles

@@ -69,7 +69,7 @@ def ds_studio(tmp_path_factory):
         "enabled": True, "mount_root": str(files / "mnt"),
         "group_prefix": GROUP_PREFIX, "preview": {"max_rows": 100, "max_bytes": 65536},
         "demo": {"enabled": True, "files_dir": str(files / "demo")},
-    })
+    }, announcements={"organiser_users": ["admin"]})
     # a free port for the catalogue that none of the studio's others took (a port freed by one
     # free_ports call may come back from the next)
     settings = yaml.safe_load(config.read_text())
@@ -406,6 +406,48 @@ def test_the_datasets_panel_lists_describes_and_previews(ds_studio, page):
         page.screenshot(path=str(ds_studio.directory / "datasets-panel.png"))
     finally:
         ds_studio.stop_server("dora")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+def test_new_announcements_show_as_jupyterlab_notifications_in_plain_text(ds_studio, page):
+    """An organiser posts items; a member opening JupyterLab gets a notification of each, its
+    title as text (the XSS payload stays inert), with a link to the announcements page."""
+    payload = "<img src=x onerror=\"window.__xss=1\">Evil<script>window.__xss=2</script>"
+    ids = []
+    for title in ("Seminar on federated learning", payload):
+        r = requests.post(f"{ds_studio.url}/services/announcements/api/items", json={"kind": "news", "title": title},
+                          headers={"Authorization": f"token {ds_studio.token('admin')}"}, timeout=30)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    assert ds_studio.spawn("bob", {"profile": "cpu-small"}).status_code in (201, 202)
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(f"{ds_studio.url}/hub/login")
+        page.fill("#username_input", "bob")
+        page.fill("#password_input", "test-password")
+        page.click("#login_submit")
+        page.goto(f"{ds_studio.url}/user/bob/lab")
+        page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
+        toast = page.locator(".Toastify__toast", has_text="Seminar on federated learning")
+        toast.wait_for()
+        assert toast.get_by_role("button", name="Open announcements").count() == 1
+        evil = page.locator(".Toastify__toast", has_text="onerror=")
+        evil.wait_for()
+        assert payload in evil.inner_text()
+        assert evil.locator("img, script").count() == 0
+        assert page.evaluate("window.__xss") is None
+        page.screenshot(path=str(ds_studio.directory / "announcements-notice.png"))
+        # seen: a reload shows no notice again
+        page.reload()
+        page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
+        page.wait_for_timeout(3000)
+        assert page.locator(".Toastify__toast", has_text="Seminar on federated learning").count() == 0
+    finally:
+        ds_studio.stop_server("bob")
+        for item in ids:
+            requests.delete(f"{ds_studio.url}/services/announcements/api/items/{item}",
+                            headers={"Authorization": f"token {ds_studio.token('admin')}"}, timeout=30)
 
 
 # --------------------------------------------------------------------------- the demo and the audit log

@@ -5,6 +5,7 @@
     GET  /aistudio-datasets/api/requests
     POST /aistudio-datasets/api/requests
     GET  /aistudio-datasets/api/info        where the catalogue and the mounts are
+    GET  /aistudio-datasets/api/announcements   the current announcements (id, kind, title, updated_at)
 
 The catalogue answers for the server's user only (it checks the hub token, which is
 the user's); this server never reads dataset files for the panel.
@@ -74,9 +75,42 @@ class InfoHandler(APIHandler):
                                 "datasets_dir": os.environ.get("AISTUDIO_DATASETS_DIR", "/datasets")}))
 
 
+def announcements_url() -> str | None:
+    """The announcements service as this server reaches it (AISTUDIO_ANNOUNCEMENTS_URL, from the hub)."""
+    url = os.environ.get("AISTUDIO_ANNOUNCEMENTS_URL")
+    return url.rstrip("/") + "/" if url else None
+
+
+class AnnouncementsHandler(APIHandler):
+    """The current announcements for the JupyterLab notifications, asked with this server's token
+    (the hub grants it access:services!service=announcements); only plain fields go back."""
+
+    @web.authenticated
+    async def get(self):
+        base, token = announcements_url(), os.environ.get("JUPYTERHUB_API_TOKEN")
+        if not base or not token:
+            raise web.HTTPError(503, "The announcements service is not available from this server")
+        request = HTTPRequest(f"{base}api/items", request_timeout=TIMEOUT, follow_redirects=False,
+                              headers={"Authorization": f"token {token}"})
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+            data = json.loads(response.body)
+        except HTTPClientError as e:
+            raise web.HTTPError(502, f"The announcements service answered {e.code}") from None
+        except (OSError, ValueError) as e:
+            raise web.HTTPError(502, f"The announcements service cannot be reached: {e}") from None
+        if response.code != 200:  # a redirect to a login: the token was refused
+            raise web.HTTPError(502, "The announcements service refused this server's token")
+        items = [{k: str(item.get(k) or "") for k in ("id", "kind", "title", "updated_at")}
+                 for item in data.get("items", []) if isinstance(item, dict)]
+        page = url_path_join(os.environ.get("JUPYTERHUB_BASE_URL", "/"), "services", "announcements") + "/"
+        self.finish(json.dumps({"version": data.get("version"), "items": items, "page": page}))
+
+
 def setup_handlers(web_app) -> None:
     base = url_path_join(web_app.settings["base_url"], "aistudio-datasets", "api")
     web_app.add_handlers(".*$", [
         (url_path_join(base, "info"), InfoHandler),
+        (url_path_join(base, "announcements"), AnnouncementsHandler),
         (url_path_join(base, PATHS), CatalogueProxy),
     ])
