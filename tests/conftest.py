@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from harness import ACCOUNT_PREFIX, Studio, copy_profiles, write_config
+from harness import ACCOUNT_PREFIX, CHROMIUM, Studio, copy_profiles, write_config
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +36,14 @@ def pytest_collection_modifyitems(config, items):
     the main thread afterwards, which async tests (pytest-asyncio) cannot share."""
     uses_browser = [item for item in items if "page" in getattr(item, "fixturenames", ())]
     items[:] = [item for item in items if item not in uses_browser] + uses_browser
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Playwright drives Debian's Chromium, with no sandbox (root) and no background networking."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"],
+    }

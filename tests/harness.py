@@ -23,6 +23,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 AISTUDIO = [sys.executable, "-m", "hub_config.cli"]
 PASSWORD = "test-password"
+CHROMIUM = "/usr/bin/chromium"  # Debian's, installed by scripts/setup.sh --test
 
 # Demo users of the test studio and their groups.
 USERS = {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import PASSWORD, Studio, copy_profiles, free_ports, write_config
+from harness import CHROMIUM, PASSWORD, Studio, copy_profiles, free_ports, write_config
 from icalendar import Calendar
 
 CROWD = [f"m{i:02d}" for i in range(20)]
@@ -31,7 +31,6 @@ USERS = {
     **{u: {"groups": ["students"]} for u in CROWD},
 }
 SVC = "/services/announcements/"
-CHROMIUM = "/usr/bin/chromium"
 
 # Markup that must stay text wherever an announcement is shown.
 XSS = [
@@ -402,16 +401,6 @@ def test_xss_payloads_stay_inert_everywhere(ann):
     Calendar.from_ical(api(ann, "GET", "calendar.ics", "bob").content)
     for item_id in ids:
         api(ann, "DELETE", f"api/items/{item_id}", "olga")
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"],
-    }
 
 
 @pytest.mark.browser

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from harness import CHROMIUM
 
 pytestmark = [
     pytest.mark.browser,
@@ -14,16 +14,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(os.geteuid() != 0, reason="per-user system accounts need root"),
 ]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"],
-    }
 
 
 def test_member_logs_in_picks_profile_and_reaches_jupyterlab(studio, page):

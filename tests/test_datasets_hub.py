@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ACCOUNT_PREFIX, Studio, copy_profiles, free_ports, write_config
+from harness import ACCOUNT_PREFIX, CHROMIUM, Studio, copy_profiles, free_ports, write_config
 
 from hub_config import cli
 
@@ -370,13 +370,6 @@ def test_revoke_takes_effect_at_the_next_start(ds_studio):
 
 # --------------------------------------------------------------------------- the JupyterLab panel
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]}
 
 
 @pytest.mark.browser
