@@ -34,9 +34,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from benchdoc import write_section
+
 REPO = Path(__file__).resolve().parent.parent
-DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- announcements-bench:start -->", "<!-- announcements-bench:end -->"
 TOKEN = "bench-member-token"
 
 FAKE_HUB = r'''
@@ -268,13 +268,7 @@ def main():
     text = "\n".join(lines)
     print(text)
     if args.write:
-        doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        block = f"{START}\n{text}\n{END}"
-        if START in doc:
-            doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        DOC.write_text(doc)
+        write_section("announcements-bench", text)
 
 
 if __name__ == "__main__":

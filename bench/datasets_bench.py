@@ -35,10 +35,10 @@ from pathlib import Path
 
 import requests
 
+from benchdoc import DOC, write_section
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- datasets-bench:start -->", "<!-- datasets-bench:end -->"
 DATASETS, GROUPS, MEMBER_GROUPS = 10_000, 1_000, 10
 GiB = 1024**3
 LOAD_BEFORE = ""
@@ -339,14 +339,7 @@ def main(argv=None) -> int:
     text = report(listing, previews, time.monotonic() - t)
     print(text)
     if args.write:
-        doc = DOC.read_text()
-        block = f"{START}\n{text}\n{END}"
-        if START in doc:
-            doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip("\n") + "\n\n" + block + "\n"
-        DOC.write_text(doc)
-        print(f"wrote {DOC}")
+        print(f"wrote {write_section('datasets-bench', text)}")
     return 0
 
 

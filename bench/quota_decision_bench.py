@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+from benchdoc import write_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,8 +38,6 @@ from hub_config.usage import UsageStore  # noqa: E402
 
 USERS, GROUPS, PROFILES, RECORDS, RUNNING = 10_000, 500, 100, 100_000, 300
 DECISIONS = 2_000
-DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- quota-bench:start -->", "<!-- quota-bench:end -->"
 GiB = 1024**3
 
 
@@ -171,13 +170,7 @@ def run(write: bool):
     text = "\n".join(lines)
     print(text)
     if write:
-        doc = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-        block = f"{START}\n{text}\n{END}"
-        if START in doc:
-            doc = doc[: doc.index(START)] + block + doc[doc.index(END) + len(END):]
-        else:
-            doc = doc.rstrip() + "\n\n" + block + "\n"
-        DOC.write_text(doc)
+        write_section("quota-bench", text)
 
 
 if __name__ == "__main__":

@@ -42,13 +42,13 @@ from pathlib import Path
 import requests
 import yaml
 
+from benchdoc import DOC, write_section
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 VENV_BIN = Path(sys.prefix) / "bin"
 PASSWORD = "bench-password"
 PROFILE = "cpu-small"
-DOC = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- spawn-bench:start -->", "<!-- spawn-bench:end -->"
 COMMAND = ".venv/bin/python bench/spawn_bench.py --write"
 BASELINE_CONFIG = REPO / "bench" / "baseline_jupyterhub_config.py"
 
@@ -320,22 +320,7 @@ def render(results: dict, args, elapsed: float, load: tuple[str, str]) -> str:
 
 
 def write_doc(section: str):
-    block = f"{START}\n## Spawn-to-ready time\n\n{section}\n{END}"
-    if DOC.exists():
-        text = DOC.read_text()
-    else:
-        text = ("# Benchmarks\n\n"
-                "Benchmarks of AI Studio, each a script under `bench/` run from the repository root "
-                "with the project's venv; `--write` replaces its section below with fresh figures.\n\n"
-                f"- Spawn-to-ready time, ours against stock JupyterHub: `{COMMAND}`\n\n")
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1]
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_section("spawn-bench", f"## Spawn-to-ready time\n\n{section}")
 
 
 def main(argv=None) -> int:
