@@ -290,6 +290,14 @@ class Studio:
         raise AssertionError(f"no running server process of {user}")
 
 
+def browser_login(page, url: str, user: str, password: str = PASSWORD) -> None:
+    """Log ``user`` in through the hub's login form in a Playwright page."""
+    page.goto(f"{url}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+
+
 def write_profiles(directory: Path, text: str) -> Path:
     """A profiles folder holding one file with ``text``, in a folder the servers' accounts may enter."""
     os.chmod(directory, 0o755)

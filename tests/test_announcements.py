@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import CHROMIUM, PASSWORD, Studio, copy_profiles, free_ports, write_config
+from harness import CHROMIUM, PASSWORD, Studio, browser_login, copy_profiles, free_ports, write_config
 from icalendar import Calendar
 
 CROWD = [f"m{i:02d}" for i in range(20)]
@@ -415,10 +415,7 @@ def test_browser_banner_on_hub_home_and_registration(ann, page):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.set_default_timeout(30_000)
-    page.goto(f"{ann.url}/hub/login")
-    page.fill("#username_input", "carol")
-    page.fill("#password_input", PASSWORD)
-    page.click("#login_submit")
+    browser_login(page, ann.url, "carol")
     page.wait_for_url(re.compile(r"/hub/"))
     deadline = time.monotonic() + 15
     while True:  # the hub keeps the banner's list a few seconds

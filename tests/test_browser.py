@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from harness import CHROMIUM
+from harness import CHROMIUM, browser_login
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,10 +18,7 @@ pytestmark = [
 
 def test_member_logs_in_picks_profile_and_reaches_jupyterlab(studio, page):
     page.set_default_timeout(60_000)
-    page.goto(f"{studio.url}/hub/login")
-    page.fill("#username_input", "bob")
-    page.fill("#password_input", "test-password")
-    page.click("#login_submit")
+    browser_login(page, studio.url, "bob")
     page.goto(f"{studio.url}/hub/spawn")
     form = page.get_by_test_id("profile-form")
     form.wait_for()

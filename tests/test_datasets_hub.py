@@ -24,7 +24,7 @@ import pytest
 import requests
 import yaml
 
-from harness import ACCOUNT_PREFIX, CHROMIUM, Studio, copy_profiles, free_ports, write_config
+from harness import ACCOUNT_PREFIX, CHROMIUM, Studio, browser_login, copy_profiles, free_ports, write_config
 
 from hub_config import cli
 
@@ -378,10 +378,7 @@ def test_the_datasets_panel_lists_describes_and_previews(ds_studio, page):
     assert ds_studio.spawn("dora", {"profile": "cpu-small"}).status_code in (201, 202)
     try:
         page.set_default_timeout(60_000)
-        page.goto(f"{ds_studio.url}/hub/login")
-        page.fill("#username_input", "dora")
-        page.fill("#password_input", "test-password")
-        page.click("#login_submit")
+        browser_login(page, ds_studio.url, "dora")
         page.goto(f"{ds_studio.url}/user/dora/lab")
         page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
         page.locator('[data-id="aistudio-datasets"]').click()
@@ -416,10 +413,7 @@ def test_new_announcements_show_as_jupyterlab_notifications_in_plain_text(ds_stu
     assert ds_studio.spawn("bob", {"profile": "cpu-small"}).status_code in (201, 202)
     try:
         page.set_default_timeout(60_000)
-        page.goto(f"{ds_studio.url}/hub/login")
-        page.fill("#username_input", "bob")
-        page.fill("#password_input", "test-password")
-        page.click("#login_submit")
+        browser_login(page, ds_studio.url, "bob")
         page.goto(f"{ds_studio.url}/user/bob/lab")
         page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
         toast = page.locator(".Toastify__toast", has_text="Seminar on federated learning")
