@@ -3,7 +3,7 @@
 Both run from their real entry points on loopback, side by side, with the same
 number of announcements:
 
-- ours: ``python -m aistudio_announcements`` (SQLite database in a temporary folder),
+- ours: ``python -m hub_config.announcements.service`` (SQLite database in a temporary folder),
   ``GET /services/announcements/api/items`` with an API token. A tiny stand-in for the
   hub's API answers the service's token check (``GET /hub/api/user``), which HubAuth
   then caches, as it does in front of a real hub.
@@ -96,7 +96,7 @@ def start_ours(tmp: Path, items: int) -> tuple[subprocess.Popen, subprocess.Pope
         "JUPYTERHUB_OAUTH_CALLBACK_URL": "/services/announcements/oauth_callback",
         "AISTUDIO_ANNOUNCEMENTS_DB_URL": f"sqlite:///{tmp / 'announcements.sqlite'}",
     }
-    svc = subprocess.Popen([sys.executable, "-m", "aistudio_announcements"], env=env,
+    svc = subprocess.Popen([sys.executable, "-m", "hub_config.announcements.service"], env=env,
                            stdout=subprocess.DEVNULL, stderr=open(tmp / "ours.log", "wb"))
     auth = {"Authorization": f"token {TOKEN}"}
     wait_http(port, "/services/announcements/api/me", auth)

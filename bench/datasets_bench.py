@@ -1,14 +1,14 @@
 """Datasets benchmark: the catalogue's listing at lab scale, and previews of large files.
 
 1. Listing: a registry of 10,000 published datasets and 1,000 groups (each dataset
-   granted to one group), served by the real catalogue app (hub_config.datasets_service)
+   granted to one group), served by the real catalogue app (hub_config.datasets.service)
    in its own process on loopback, against listing a folder of 10,000 folders through
    jupyter_server's contents API (a real `jupyter server`, loopback, token auth). The
    catalogue's HubOAuth check is replaced by a fixed user (the hub's answer is cached
    per token by HubAuth, so a warm request costs a dictionary lookup there too).
    Two members: one in 10 of the 1,000 groups (about 100 datasets), one granted all 10,000.
 2. Preview: the first 100 rows of a >= 1 GiB CSV and a >= 1 GiB Parquet file through
-   hub_config.datasets_files.preview (what the catalogue runs), against pandas.read_csv
+   hub_config.datasets.files.preview (what the catalogue runs), against pandas.read_csv
    (and pandas.read_parquet) of the whole file; each measured in a fresh process for
    its peak memory (ru_maxrss). The files are generated in /tmp and deleted after.
 
@@ -91,7 +91,7 @@ CATALOGUE_SERVER = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[3])
 from tornado import ioloop
-from hub_config import datasets_service
+from hub_config.datasets import service as datasets_service
 from hub_config.datasets import DatasetStore
 users = json.loads(sys.argv[4])
 def current(self):
@@ -106,7 +106,8 @@ ioloop.IOLoop.current().start()
 
 
 def build_registry(path: Path, rng: random.Random) -> dict:
-    from hub_config.datasets import Base, DatasetStore
+    from hub_config.datasets.models import Base
+    from hub_config.datasets.store import DatasetStore
 
     url = f"sqlite:///{path}"
     store = DatasetStore(url)
@@ -181,7 +182,7 @@ import json, resource, sys, time
 sys.path.insert(0, sys.argv[3])
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "preview":
-    from hub_config import datasets_files
+    from hub_config.datasets import files as datasets_files
 else:
     import pandas as pd
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # the interpreter and its imports

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from hub_config.profiles import LaunchRejected, load_profiles  # noqa: E402
 from hub_config.quotas import ActiveServer, QuotaExceeded, admit, period_start  # noqa: E402
-from hub_config.usage import UsageStore  # noqa: E402
+from hub_config.usage.store import UsageStore  # noqa: E402
 
 USERS, GROUPS, PROFILES, RECORDS, RUNNING = 10_000, 500, 100, 100_000, 300
 DECISIONS = 2_000
@@ -67,7 +67,7 @@ def build(directory: Path, rng: random.Random):
     now = time.time()
     rows = []
     with store.engine.begin() as conn:
-        from hub_config.usage import ServerUsage, UsageGroup
+        from hub_config.usage.models import ServerUsage, UsageGroup
 
         names = list(users)
         usage_rows, group_rows = [], []

@@ -8,7 +8,8 @@ from pathlib import Path
 from traitlets.config import Config
 
 from . import config as studio_config
-from .oidc import OIDCSetupError
+from . import configurer
+from .auth.oidc import OIDCSetupError
 from .profiles import InvalidProfiles, load_profiles
 
 log = logging.getLogger("aistudio")
@@ -40,7 +41,7 @@ def prepare() -> Config:
     """Load and check the studio config and profiles; return the traitlets config."""
     try:
         cfg = studio_config.load_from_env()
-        traits = studio_config.traitlets_config(cfg)
+        traits = configurer.traitlets_config(cfg)
     except studio_config.StudioConfigError as e:
         fail(f"invalid studio config:\n{e}")
     except OIDCSetupError as e:

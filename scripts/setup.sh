@@ -55,8 +55,8 @@ fi
 # pip runs from the real path so that scripts' #! lines never go through the link
 pip=("$(readlink -f .venv)/bin/python" -m pip install -q --disable-pip-version-check)
 if [ "$want_test" = 1 ]; then "${pip[@]}" -e ".[test]"; else "${pip[@]}" -e .; fi
-# the announcements service (a dependency above) editable too, so this checkout's code is what runs
-"${pip[@]}" --no-deps -e extensions/announcements
+# the studio's JupyterLab extension (extensions/lab): local servers run from this environment
+"${pip[@]}" ./extensions/lab
 
 # configurable-http-proxy (npm) installs into the environment's own bin/
 chp_version=5.3.0

@@ -1,0 +1,236 @@
+"""The studio config turned into JupyterHub's traitlets config, section by section.
+
+Each function takes the validated studio config (``config.load``) and returns a dict of
+traitlets settings; none reads files or changes its input. :func:`traitlets_config`
+merges them. The one value that is not derived from the config, the API token the hub
+shares with the announcements service for its home-page banner, comes in ``tokens``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+from . import config as studio_config
+from .config import deep_merge
+from .services.spec import Role, ServiceSpec, access_scope, hub_settings
+
+# what every member's server token may do besides reaching the services it uses
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+
+
+def new_tokens() -> dict[str, str]:
+    """Fresh API tokens for the services the hub itself calls (new at each start)."""
+    return {"announcements": secrets.token_hex(32)}
+
+
+def hub_traitlets(config: dict) -> dict:
+    hub, data = config["hub"], Path(config["data_dir"])
+    return {
+        "JupyterHub": {
+            "ip": hub["ip"],
+            "port": hub["port"],
+            "hub_ip": "127.0.0.1",
+            "hub_port": hub["hub_port"],
+            "base_url": hub["base_url"],
+            "db_url": hub["db_url"] or f"sqlite:///{data / 'jupyterhub.sqlite'}",
+            "cookie_secret_file": str(data / "jupyterhub_cookie_secret"),
+            "pid_file": str(data / "jupyterhub.pid"),
+            "cleanup_servers": hub["stop_servers_on_exit"],
+            "cleanup_proxy": True,
+        }
+    }
+
+
+def proxy_traitlets(config: dict) -> dict:
+    if config["hub"].get("proxy_api_url"):
+        # an external proxy (its own Deployment on Kubernetes): the hub starts none and
+        # reads the API token from CONFIGPROXY_AUTH_TOKEN, which the proxy shares
+        return {"ConfigurableHTTPProxy": {"api_url": config["hub"]["proxy_api_url"], "should_start": False}}
+    data = Path(config["data_dir"])
+    env_bin = Path(sys.prefix) / "bin" / "configurable-http-proxy"
+    command = str(env_bin) if env_bin.exists() else "configurable-http-proxy"
+    return {
+        "ConfigurableHTTPProxy": {
+            "api_url": f"http://127.0.0.1:{config['hub']['proxy_api_port']}",
+            "command": [command],
+            "pid_file": str(data / "jupyterhub-proxy.pid"),
+        }
+    }
+
+
+def auth_traitlets(config: dict) -> dict:
+    """Login: the demo users, or OpenID Connect (``auth.oidc``, which reads the client
+    secret and asks the provider for its endpoints)."""
+    auth = config["auth"]
+    if auth["type"] == "oidc":
+        from .auth import oidc
+
+        return oidc.traitlets(config)
+    demo = auth["demo"]
+    admins = set(auth["admin_users"]) | {n for n, u in demo["users"].items() if u.get("admin")}
+    return {
+        "JupyterHub": {"authenticator_class": "hub_config.auth.demo.DemoAuthenticator"},
+        "Authenticator": {"admin_users": admins, "manage_groups": True},
+        "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or ""},
+    }
+
+
+# --------------------------------------------------------------------------- services
+
+
+def culler_spec(config: dict) -> ServiceSpec | None:
+    """jupyterhub-idle-culler, with the scopes it needs."""
+    culler = config["culler"]
+    if not culler["enabled"]:
+        return None
+    return ServiceSpec(
+        name="idle-culler",
+        command=(sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={culler['timeout']}",
+                 f"--cull-every={culler['every']}", f"--max-age={culler['max_age']}"),
+        roles=(Role("idle-culler", ("list:users", "read:users:activity", "read:servers", "delete:servers"),
+                    services=("idle-culler",)),),
+    )
+
+
+def service_specs(config: dict, tokens: dict) -> list[ServiceSpec]:
+    """Every hub-managed service the config turns on."""
+    from .announcements import service as announcements
+    from .datasets import service as datasets
+    from .usage import service as usage
+
+    specs = [usage.spec(config), announcements.spec(config, tokens["announcements"]), culler_spec(config),
+             datasets.spec(config)]
+    return [s for s in specs if s is not None]
+
+
+def services_traitlets(config: dict, tokens: dict) -> dict:
+    """Hub-managed services, their roles and scopes, and the hub pages that show them."""
+    from .announcements import banner
+
+    specs = service_specs(config, tokens)
+    hub = hub_settings(specs)
+    announcements = next((s for s in specs if s.name == "announcements"), None)
+    if announcements is not None:
+        hub.update(banner.hub_pages(config, announcements))
+    return {"JupyterHub": hub}
+
+
+def server_traitlets(config: dict, tokens: dict) -> dict:
+    """What members' servers are told: the address of each service they use (an environment
+    variable each), and the scopes their token needs to call it."""
+    specs = [s for s in service_specs(config, tokens) if s.server_url_env]
+    if not specs:
+        return {}
+    base_url = config["hub"]["base_url"]
+    return {"Spawner": {
+        "server_token_scopes": SERVER_TOKEN_SCOPES + [access_scope(s.name) for s in specs],
+        "environment": {s.server_url_env: s.url_for_servers(base_url) for s in specs},
+    }}
+
+
+# --------------------------------------------------------------------------- spawners
+
+
+def _common_spawner_traitlets(config: dict) -> dict:
+    spawn = config["spawn"]
+    return {
+        "default_url": spawn["default_url"],
+        "start_timeout": spawn["start_timeout"],
+        "http_timeout": spawn["http_timeout"],
+        "poll_interval": spawn["poll_interval"],
+    }
+
+
+def datasets_spawner_traitlets(config: dict) -> dict:
+    """The spawners' view of the datasets registry (mounts are decided at each start)."""
+    ds = config["datasets"]
+    if not ds["enabled"]:
+        return {}
+    return {
+        "datasets_db_url": studio_config.db_url(config, "datasets"),
+        "datasets_mount_root": studio_config.datasets_mount_root(config),
+        "datasets_group_prefix": ds["group_prefix"],
+    }
+
+
+def local_spawner_traitlets(config: dict) -> dict:
+    local = config["local"]
+    env = studio_config.python_env(config)
+    return {
+        "JupyterHub": {"spawner_class": "hub_config.spawners.local.StudioLocalSpawner"},
+        "Spawner": {
+            **_common_spawner_traitlets(config),
+            "cmd": [str(Path(env) / "bin" / "jupyterhub-singleuser")],
+        },
+        "StudioLocalSpawner": {
+            "profiles_dir": config["profiles_dir"],
+            "usage_db_url": studio_config.db_url(config, "usage"),
+            "user_accounts": studio_config.user_accounts(config),
+            "system_user_prefix": local["system_user_prefix"],
+            "shared_home_root": str(Path(config["data_dir"]) / "homes"),
+            "python_env": env,
+            "gpu_discovery": config["gpus"]["discovery"],
+            "gpu_inventory": config["gpus"]["inventory"],
+            **datasets_spawner_traitlets(config),
+        },
+    }
+
+
+def kube_spawner_traitlets(config: dict) -> dict:
+    """KubeSpawner settings: hardened pods, a home PVC per user; the profile adds the rest."""
+    kube = config["kubernetes"]
+    home = kube["home"]
+    spawner = {
+        "profiles_dir": config["profiles_dir"],
+        "usage_db_url": studio_config.db_url(config, "usage"),
+        "image": kube["default_image"],
+        "image_pull_policy": kube["image_pull_policy"],
+        "gpu_resource_name": kube["gpu_resource"],
+        "gpu_types": kube["gpu_types"],
+        "request_fraction": kube["request_fraction"],
+        # hardened: never root, no privilege escalation, no capabilities, default seccomp, no API token
+        "uid": kube["uid"],
+        "gid": kube["gid"],
+        "fs_gid": kube["gid"],
+        "allow_privilege_escalation": False,
+        "container_security_context": {
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "automount_service_account_token": False,
+        "storage_pvc_ensure": True,
+        "pvc_name_template": "home-{user_server}",
+        "storage_capacity": home["size"],
+        "storage_access_modes": ["ReadWriteOnce"],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}],
+        "volume_mounts": [{"name": "home", "mountPath": home["mount_path"]}],
+        "extra_labels": {"app.kubernetes.io/part-of": "aistudio"},
+        **datasets_spawner_traitlets(config),
+    }
+    if home["storage_class"]:
+        spawner["storage_class"] = home["storage_class"]
+    if kube["namespace"]:
+        spawner["namespace"] = kube["namespace"]
+    hub = {"spawner_class": "hub_config.spawners.kube.StudioKubeSpawner", "hub_ip": "0.0.0.0"}
+    if kube["hub_connect_url"]:
+        hub["hub_connect_url"] = kube["hub_connect_url"]
+    return {"JupyterHub": hub, "Spawner": _common_spawner_traitlets(config), "StudioKubeSpawner": spawner}
+
+
+def spawner_traitlets(config: dict) -> dict:
+    if config["mode"] == "kubernetes":
+        return kube_spawner_traitlets(config)
+    return local_spawner_traitlets(config)
+
+
+def traitlets_config(config: dict, tokens: dict | None = None) -> dict:
+    """All traitlets settings for a validated studio config (``tokens``: :func:`new_tokens`)."""
+    tokens = tokens or new_tokens()
+    merged: dict = {}
+    for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config), spawner_traitlets(config),
+                 services_traitlets(config, tokens), server_traitlets(config, tokens)):
+        merged = deep_merge(merged, part)
+    return merged

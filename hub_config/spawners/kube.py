@@ -1,0 +1,143 @@
+"""Kubernetes mode: each server a pod sized by the chosen quota profile (KubeSpawner)."""
+
+from __future__ import annotations
+
+import copy
+
+from kubespawner import KubeSpawner
+from traitlets import Dict, Float, Unicode
+
+from .. import units
+from ..datasets import mounts as dataset_mounts
+from ..profiles import Launch
+from .datasets import DatasetsSpawnerMixin
+from .mixin import ProfileSpawnerMixin
+
+# KubeSpawner settings a launch decides; every start begins again from the
+# configured values, so nothing of one launch leaks into the next.
+LAUNCH_TRAITS = (
+    "image",
+    "cpu_limit",
+    "cpu_guarantee",
+    "mem_limit",
+    "mem_guarantee",
+    "extra_resource_limits",
+    "extra_resource_guarantees",
+    "node_selector",
+    "tolerations",
+    "node_affinity_required",
+    "node_affinity_preferred",
+    "volumes",
+    "volume_mounts",
+    "extra_labels",
+    "environment",
+)
+
+
+def pod_settings(
+    launch: Launch, *, base: dict, gpu_resource: str, gpu_types: dict, request_fraction: float, datasets=()
+) -> dict:
+    """KubeSpawner trait values for ``launch``, on top of the configured ``base`` values.
+
+    A pure function: the GPU limit under ``gpu_resource`` (or the GPU type's own
+    resource name, e.g. a MIG profile), the type's node selector, tolerations and
+    affinity, ``/dev/shm`` as a memory-backed emptyDir, labels naming profile and GPUs,
+    and one read-only volume per granted dataset (``datasets``: MountSpecs decided on the hub).
+    """
+    res, profile = launch.resources, launch.profile
+    settings = copy.deepcopy(base)
+    if profile.image:
+        settings["image"] = profile.image
+    settings["cpu_limit"] = res.cpu
+    settings["cpu_guarantee"] = round(res.cpu * request_fraction, 3)
+    settings["mem_limit"] = res.memory
+    settings["mem_guarantee"] = int(res.memory * request_fraction)
+    labels = settings["extra_labels"]
+    labels["aistudio.io/profile"] = profile.slug
+    labels["aistudio.io/gpus"] = str(res.gpus)
+    settings["environment"]["AISTUDIO_PROFILE"] = profile.slug
+    if res.gpus:
+        gpu = gpu_types.get(res.gpu_type, {}) if res.gpu_type else {}
+        resource = gpu.get("resource", gpu_resource)
+        settings["extra_resource_limits"][resource] = str(res.gpus)
+        settings["extra_resource_guarantees"][resource] = str(res.gpus)
+        settings["node_selector"].update(gpu.get("node_selector", {}))
+        settings["tolerations"] = settings["tolerations"] + list(gpu.get("tolerations", []))
+        settings["node_affinity_required"] = settings["node_affinity_required"] + list(
+            gpu.get("node_affinity_required", [])
+        )
+        if res.gpu_type:
+            labels["aistudio.io/gpu-type"] = res.gpu_type
+    else:
+        # a CPU server sees no GPU even on a GPU node
+        settings["environment"]["NVIDIA_VISIBLE_DEVICES"] = "void"
+    if res.shm:
+        settings["volumes"] = settings["volumes"] + [
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": units.format_quantity(res.shm)}}
+        ]
+        settings["volume_mounts"] = settings["volume_mounts"] + [{"name": "dshm", "mountPath": "/dev/shm"}]
+    volumes, mounts, _ = dataset_mounts.k8s_volumes(list(datasets))
+    settings["volumes"] = settings["volumes"] + volumes
+    settings["volume_mounts"] = settings["volume_mounts"] + mounts
+    return settings
+
+
+class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
+    """KubeSpawner driven by the quota profiles: the same form and the same launch
+    decision as local mode, turned into pod resources by :func:`pod_settings`."""
+
+    gpu_resource_name = Unicode(
+        "nvidia.com/gpu", help="Extended resource that requests GPUs (a GPU type may name its own, e.g. a MIG profile)."
+    ).tag(config=True)
+
+    gpu_types = Dict(
+        help="Per GPU type (a profile's gpu_type): {resource, node_selector, tolerations, node_affinity_required}."
+    ).tag(config=True)
+
+    request_fraction = Float(
+        1.0, help="Requests as a fraction of the profile's limits (1.0: Guaranteed QoS for CPU and memory)."
+    ).tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._configured = {name: copy.deepcopy(getattr(self, name)) for name in LAUNCH_TRAITS}
+
+    def apply_launch(self, launch: Launch, datasets=()) -> None:
+        settings = pod_settings(
+            launch,
+            base=self._configured,
+            gpu_resource=self.gpu_resource_name,
+            gpu_types=self.gpu_types,
+            request_fraction=self.request_fraction,
+            datasets=datasets,
+        )
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+    async def load_user_options(self):
+        """Called by KubeSpawner at start: decide the launch on the hub, then size the pod."""
+        self.reset_progress()
+        self.report(10, "Checking your profile and options")
+        launch = self.decide_launch()
+        mounts, gone = self.decide_datasets()
+        self.apply_launch(launch, mounts)
+        if self.max_runtime:
+            self.environment["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
+        self.report(20, f"Profile {launch.profile.display_name}: {launch.resources.describe()}")
+        skipped = dataset_mounts.k8s_volumes(mounts)[2]
+        self.record_mounts(mounts, gone, dataset_mounts.K8S_MOUNT_ROOT, skipped)
+        self.finish_reports()  # KubeSpawner's pod events follow
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.runtime_exceeded():
+            self.log.warning("%s ran past its limit of %ss; stopping it", self._log_name, self.max_runtime)
+            await self.stop()
+            return 0
+        return status
+
+    async def progress(self):
+        async for event in ProfileSpawnerMixin.progress(self):
+            yield event
+        async for event in KubeSpawner.progress(self):
+            yield event

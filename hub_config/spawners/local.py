@@ -1,0 +1,227 @@
+"""The embedded default's spawner: each server a real JupyterLab process on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import pwd
+import re
+import signal
+import time
+
+from jupyterhub.spawner import LocalProcessSpawner
+from tornado import web
+from traitlets import Enum, List, Unicode
+
+from ..gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
+from .datasets import DatasetsSpawnerMixin
+from .mixin import ProfileSpawnerMixin
+
+_allocators: dict[tuple, GPUAllocator] = {}
+
+
+def gpu_allocator(discovery: str, inventory: list, log) -> GPUAllocator:
+    """One allocator per GPU setting for the whole hub process."""
+    key = (discovery, tuple(tuple(sorted(g.items())) for g in inventory))
+    if key not in _allocators:
+        gpus, source = discover(discovery, inventory)
+        log.info(
+            "GPUs (%s): %s", source, ", ".join(f"{g.index}:{g.type}" for g in gpus) or "none"
+        )
+        _allocators[key] = GPUAllocator(gpus, source)
+    return _allocators[key]
+
+
+def system_username(prefix: str, name: str) -> str:
+    """A valid Linux account name for a hub user: ``jupyter-alice``; long or
+    unusual names are shortened and made unique with a hash (at most 32 chars)."""
+    safe = re.sub(r"[^a-z0-9_-]", "-", name.lower())
+    full = prefix + safe
+    if full == prefix + name and len(full) <= 32:
+        return full
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{full[: 32 - 7]}-{digest}"
+
+
+class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcessSpawner):
+    """Starts JupyterLab as a local process sized by the chosen quota profile.
+
+    As root, each hub user runs under a system account of its own
+    (``system_user_prefix`` + name, created on first start, home mode 0700).
+    Otherwise every server runs as the hub's account (``shared`` demo mode).
+    GPUs are given exclusively through ``CUDA_VISIBLE_DEVICES``; the profile's
+    CPU and memory are exported as ``CPU_LIMIT`` and ``MEM_LIMIT``.
+    """
+
+    user_accounts = Enum(
+        ["system", "shared"],
+        "shared",
+        help="system: a system account per hub user (needs root); shared: the hub's own account (demo only).",
+    ).tag(config=True)
+
+    system_user_prefix = Unicode("jupyter-", help="Prefix of per-user system account names.").tag(config=True)
+
+    shared_home_root = Unicode(
+        "/tmp/aistudio-homes", help="Parent of the users' home folders in shared mode."
+    ).tag(config=True)
+
+    python_env = Unicode(
+        help="Python environment of jupyterhub-singleuser; its bin/ leads the servers' PATH."
+    ).tag(config=True)
+
+    gpu_discovery = Enum(
+        ["auto", "nvml", "inventory", "none"], "auto", help="Where GPUs are found (see gpus.discover)."
+    ).tag(config=True)
+
+    gpu_inventory = List(help="GPUs of this machine when NVML is not used: [{index, type, uuid?}].").tag(
+        config=True
+    )
+
+    @property
+    def gpus(self) -> GPUAllocator:
+        return gpu_allocator(self.gpu_discovery, self.gpu_inventory, self.log)
+
+    @property
+    def owner_key(self) -> str:
+        return f"{self.user.name}/{self.name}"
+
+    @property
+    def account(self) -> str:
+        return system_username(self.system_user_prefix, self.user.name)
+
+    @property
+    def home_dir(self) -> str:
+        if self.user_accounts == "system":
+            return pwd.getpwnam(self.account).pw_dir
+        return os.path.join(self.shared_home_root, self.user.name)
+
+    def form_context(self):
+        return {"gpu_summary": self.gpus.summary(), "shared_accounts": self.user_accounts == "shared"}
+
+    # ------------------------------------------------------------ accounts
+
+    async def ensure_account(self) -> None:
+        """Create the user's system account and private home on first start."""
+        try:
+            pwd.getpwnam(self.account)
+        except KeyError:
+            self.report(30, f"Creating system account {self.account}")
+            proc = await asyncio.create_subprocess_exec(
+                "useradd", "--create-home", "--shell", "/bin/bash",
+                "--comment", f"AI Studio user {self.user.name}", self.account,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+            out, _ = await proc.communicate()
+            if proc.returncode not in (0, 9):  # 9: created meanwhile
+                raise RuntimeError(f"useradd {self.account} failed: {out.decode().strip()}")
+        os.chmod(self.home_dir, 0o700)
+
+    def make_preexec_fn(self, name):
+        if self.user_accounts == "system":
+            return super().make_preexec_fn(self.account)
+        home = self.home_dir
+
+        def preexec():
+            os.chdir(home)
+
+        return preexec
+
+    def user_env(self, env):
+        if self.user_accounts == "system":
+            entry = pwd.getpwnam(self.account)
+            env.update(USER=self.account, HOME=entry.pw_dir, SHELL=entry.pw_shell or "/bin/bash")
+        else:
+            env.update(USER=self.user.name, HOME=self.home_dir, SHELL="/bin/bash")
+        return env
+
+    def get_env(self):
+        env = super().get_env()
+        if self.python_env:
+            env["PATH"] = os.pathsep.join([os.path.join(self.python_env, "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+        held = self.gpus.held_by(self.owner_key)
+        env.update(cuda_env(held))
+        if self.launch is not None:
+            env["AISTUDIO_PROFILE"] = self.launch.profile.slug
+            env["AISTUDIO_GPUS"] = str(len(held))
+            if self.max_runtime:
+                env["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
+        return env
+
+    def get_args(self):
+        args = super().get_args()
+        if self.user_accounts == "shared" and os.geteuid() == 0:
+            # shared mode chosen while root: the server runs as root, as asked
+            args.append("--ServerApp.allow_root=True")
+        return args
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self):
+        self.reset_progress()
+        self.report(10, "Checking your profile and options")
+        launch = self.decide_launch()
+        res = launch.resources
+        self.report(20, f"Profile {launch.profile.display_name}: {res.describe()}")
+        self.cpu_limit = res.cpu
+        self.mem_limit = res.memory
+        if res.gpus:
+            try:
+                held = self.gpus.allocate(self.owner_key, res.gpus, res.gpu_type)
+            except NoFreeGPUs as e:
+                self.end_usage(discard=True)
+                raise web.HTTPError(409, str(e), reason="No free GPU") from None
+            self.report(40, f"GPUs assigned: {', '.join(f'{g.index} ({g.type})' for g in held)}")
+        try:
+            if self.user_accounts == "system":
+                await self.ensure_account()
+            else:
+                os.makedirs(self.home_dir, mode=0o700, exist_ok=True)
+            await self.mount_datasets_locally(
+                system=self.user_accounts == "system", account=self.account, home=self.home_dir
+            )
+            self.report(60, "Starting JupyterLab")
+            url = await super().start()
+        except BaseException:
+            self.gpus.release(self.owner_key)
+            self.end_usage(discard=True)
+            raise
+        self.report(80, "Waiting for JupyterLab to answer")
+        return url
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            self.gpus.release(self.owner_key)
+
+    async def poll(self):
+        status = await super().poll()
+        if status is None and self.runtime_exceeded():
+            # past the profile's max_runtime: TERM now, KILL if it lingers; a later poll sees it gone
+            if not getattr(self, "_runtime_kill_at", None):
+                self.log.warning("%s ran past its limit of %ss; stopping it", self._log_name, self.max_runtime)
+                self._runtime_kill_at = time.monotonic() + self.term_timeout
+                await self._signal(signal.SIGTERM)
+            elif time.monotonic() > self._runtime_kill_at:
+                await self._signal(signal.SIGKILL)
+        return status
+
+    def clear_state(self):
+        """Called when a server is gone (or about to start afresh): its GPUs are free."""
+        super().clear_state()
+        self._runtime_kill_at = None
+        if self.user is not None:
+            self.gpus.release(self.owner_key)
+
+    def get_state(self):
+        state = super().get_state()
+        held = self.gpus.held_by(self.owner_key)
+        if held:
+            state["gpus"] = [g.index for g in held]
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("gpus") and state.get("pid"):
+            self.gpus.claim(self.owner_key, state["gpus"])

@@ -1,0 +1,242 @@
+"""What every AI Studio spawner shares, whatever runs the server: the profile
+picker, the launch decision on the hub (profile rights and quotas), usage
+records, run-time limits and spawn progress messages. (Datasets: ``datasets.py``.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from tornado import web
+from traitlets import Any, HasTraits, Integer, Unicode
+
+from .. import quotas, units
+from ..profiles import Launch, LaunchRejected, ProfileStore
+from ..usage.store import UsageStore, usage_store
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=True,
+)
+_stores: dict[str, ProfileStore] = {}
+
+
+def profile_store(directory: str, log=None) -> ProfileStore:
+    """One store per profiles folder for the whole hub process."""
+    if directory not in _stores:
+        _stores[directory] = ProfileStore(directory, log)
+    return _stores[directory]
+
+
+class ProfileSpawnerMixin(HasTraits):
+    """Mix into a Spawner: profiles decide the form and the launch."""
+
+    profiles_dir = Unicode(
+        "spawner_profiles",
+        help="Folder of quota profile files (*.yaml); re-read when its files change.",
+    ).tag(config=True)
+
+    launch = Any(None, allow_none=True, help="The Launch decided for the current start.")
+
+    usage_db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the usage records (quotas and reports); empty: no accounting, no quotas.",
+    ).tag(config=True)
+
+    usage_id = Integer(0, help="Usage record of the current server (0: none).")
+
+    @property
+    def usage(self) -> UsageStore | None:
+        return usage_store(self.usage_db_url) if self.usage_db_url else None
+
+    def _gpu_hours(self, policy):
+        since = quotas.period_start(policy.period).timestamp()
+        return lambda user=None, group=None: self.usage.period_gpu_hours(since, user=user, group=group)
+
+    # ---------------------------------------------------------------- profiles
+
+    @property
+    def profiles(self):
+        return profile_store(self.profiles_dir, self.log).current()
+
+    def user_groups(self) -> list[str]:
+        return sorted(g.name for g in self.user.groups)
+
+    # ---------------------------------------------------------------- the form
+
+    def form_context(self) -> dict:
+        """Extra template values; spawners add what they know (free GPUs, ...)."""
+        return {}
+
+    async def get_options_form(self):
+        allowed = self.profiles.allowed_for(self.user.name, self.user_groups())
+        if not allowed:
+            return ""
+        saved = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
+        slugs = [a.profile.slug for a in allowed]
+        policy = self.profiles.quotas
+        quota_lines = []
+        if self.usage is not None and not policy.is_empty:
+            quota_lines = quotas.summary(
+                policy, self.user.name, self.user_groups(), self.usage.active(), self._gpu_hours(policy)
+            )
+        return _TEMPLATES.get_template("profile_form.html").render(
+            allowed=allowed,
+            quota_lines=quota_lines,
+            selected=saved if saved in slugs else slugs[0],
+            format_duration=units.format_duration,
+            **self.form_context(),
+        )
+
+    def options_from_form(self, formdata):
+        """``{"profile": slug, "<option>": value}`` as KubeSpawner stores it."""
+        slug = (formdata.get("profile") or [""])[0]
+        options = {"profile": slug}
+        prefix = f"profile-option-{slug}--"
+        for key, values in formdata.items():
+            if key.startswith(prefix) and values:
+                options[key[len(prefix):]] = values[0]
+        return options
+
+    # ---------------------------------------------------------------- the decision
+
+    def options_sent_with_request(self) -> bool:
+        """Whether the request that started this spawn named its options.
+
+        Without any (a plain POST to the API, a restart) JupyterHub reuses the
+        options of the previous launch, which may name a profile that has since
+        been removed or taken away: those fall back to the defaults.
+        """
+        handler = getattr(self, "handler", None)
+        if handler is None or handler.request.method != "POST":
+            return False
+        if handler.request.body_arguments:
+            return True
+        try:
+            body = json.loads(handler.request.body or b"{}")
+        except ValueError:
+            return False
+        if not isinstance(body, dict):
+            return False
+        if "user_options" in body:
+            return bool(body["user_options"])
+        return bool(set(body) - {"name", "display_name"})
+
+    def decide_launch(self) -> Launch:
+        """Resolve ``user_options`` against the user's rights and quotas, or refuse with a 4xx.
+
+        Admission and its usage record happen without yielding to the event loop,
+        so concurrent launches are decided one after another and never overrun a cap.
+        """
+        saved = not self.options_sent_with_request()
+        profiles = self.profiles
+        groups = self.user_groups()
+        try:
+            launch = profiles.resolve(self.user.name, groups, self.user_options, saved=saved)
+        except LaunchRejected as e:
+            raise web.HTTPError(e.status, e.message, reason=e.message[:200]) from None
+        chosen = {"profile": launch.profile.slug, **launch.options}
+        if saved and self.user_options and chosen != self.user_options:
+            self.log.info(
+                "Saved options %s of %s no longer apply; launching %s", self.user_options, self._log_name, chosen
+            )
+        quota_runtime = None
+        if self.usage is not None:
+            try:
+                quota_runtime = quotas.admit(
+                    profiles.quotas, self.user.name, groups, launch.resources, self.usage.active(),
+                    self._gpu_hours(profiles.quotas),
+                )
+            except quotas.QuotaExceeded as e:
+                raise web.HTTPError(429, str(e), reason="Quota exceeded") from None
+            res = launch.resources
+            self.usage_id = self.usage.open(
+                self.user.name, self.name, groups, launch.profile.slug, res.gpus, res.gpu_type, res.cpu, res.memory
+            )
+        self.user_options = chosen
+        self.launch = launch
+        self.max_runtime = quotas.effective_runtime(launch.max_runtime, quota_runtime)
+        return launch
+
+    def end_usage(self, *, discard=False) -> None:
+        """Close the server's usage record (or drop it: the server never started)."""
+        if self.usage_id and self.usage is not None:
+            (self.usage.discard if discard else self.usage.close)(self.usage_id)
+        self.usage_id = 0
+
+    # ---------------------------------------------------------------- run time
+
+    max_runtime = Any(None, allow_none=True, help="Seconds the current server may run (from its profile).")
+
+    @property
+    def started_at(self):
+        """When the hub started this server (naive UTC, as JupyterHub stores it)."""
+        return self.orm_spawner.started if self.orm_spawner is not None else None
+
+    def runtime_exceeded(self) -> bool:
+        """Whether the running server has outlived its max_runtime."""
+        started = self.started_at
+        if not self.max_runtime or started is None:
+            return False
+        return (datetime.now(timezone.utc).replace(tzinfo=None) - started).total_seconds() > self.max_runtime
+
+    # ---------------------------------------------------------------- state
+
+    async def stop(self, now=False):
+        try:
+            await super().stop(now=now)
+        finally:
+            self.end_usage()
+
+    def clear_state(self):
+        """The server is gone, or a new start begins: its record closes, its limit goes."""
+        super().clear_state()
+        self.end_usage()
+        self.max_runtime = None
+
+    def get_state(self):
+        state = super().get_state()
+        if self.max_runtime:
+            state["max_runtime"] = self.max_runtime
+        if self.usage_id:
+            state["usage_id"] = self.usage_id
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        self.max_runtime = state.get("max_runtime")
+        self.usage_id = state.get("usage_id", 0)
+
+    # ---------------------------------------------------------------- progress
+
+    def _progress_log(self) -> list:
+        if not hasattr(self, "_aistudio_events"):
+            self._aistudio_events = []
+        return self._aistudio_events
+
+    def report(self, progress: int, message: str) -> None:
+        """Show ``message`` on the spawn page (and log it)."""
+        self.log.info("%s: %s", self._log_name, message)
+        self._progress_log().append({"progress": progress, "message": message})
+
+    def reset_progress(self) -> None:
+        self._aistudio_events = []
+        self._aistudio_reports_done = False
+
+    def finish_reports(self) -> None:
+        """No more messages of ours for this start (a spawner's own may follow)."""
+        self._aistudio_reports_done = True
+
+    async def progress(self):
+        sent = 0
+        while True:
+            events = self._progress_log()
+            while sent < len(events):
+                yield events[sent]
+                sent += 1
+            if not self._spawn_pending or getattr(self, "_aistudio_reports_done", False):
+                break
+            await asyncio.sleep(0.25)
