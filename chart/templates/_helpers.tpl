@@ -39,7 +39,7 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{- end }}
 
-{{/* Members' server pods, as KubeSpawner labels them (hub_config/config.py
+{{/* Members' server pods, as KubeSpawner labels them (hub_config/configurer.py
      kube_spawner_traitlets adds app.kubernetes.io/part-of: aistudio). */}}
 {{- define "aistudio.singleuserSelector" -}}
 component: singleuser-server

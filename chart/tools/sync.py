@@ -8,7 +8,7 @@ Helm sees only files inside chart/, so the chart carries copies of
   - hub_config/schema/profiles.schema.json -> values.schema.json $defs "profileFile*"
 
     python3 chart/tools/sync.py           # update the copies
-    python3 chart/tools/sync.py --check   # exit 1 and say what differs (tests/test_chart.py)
+    python3 chart/tools/sync.py --check   # exit 1 and say what differs (tests/chart/test_chart.py)
 """
 
 from __future__ import annotations

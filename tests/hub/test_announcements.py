@@ -452,7 +452,7 @@ def _service_pid(studio: Studio) -> int:
             env = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if b"hub_config.announcements" in cmd and f"127.0.0.1:{port}" in env:
+        if b"hub_config.announcements.service" in cmd and f"127.0.0.1:{port}" in env:
             return int(pid)
     raise AssertionError("no announcements service process")
 

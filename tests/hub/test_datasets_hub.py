@@ -194,6 +194,34 @@ def test_without_a_token_nothing_is_answered(ds_studio):
     assert r.status_code in (302, 401, 403)
 
 
+def test_the_three_services_share_one_error_format_user_lookup_and_listen_code(ds_studio):
+    """usage, datasets and announcements are built on hub_config.services.base: the same
+    JSON errors, the same caller lookup (a token without the service's access scope: 403),
+    and the same listen code (loopback, since hub.services_host is 127.0.0.1 here)."""
+    def call(user, path):
+        return requests.get(f"{ds_studio.url}/services/{path}", timeout=30, allow_redirects=False,
+                            headers={"Authorization": f"token {ds_studio.token(user)}", "Accept": "application/json"})
+
+    missing = {
+        "datasets": call("bob", "datasets/api/datasets/ghost"),
+        "announcements": call("bob", "announcements/api/items/999999"),
+    }
+    for name, r in missing.items():
+        assert r.status_code == 404, (name, r.text)
+        assert r.headers["Content-Type"].startswith("application/json"), name
+        assert set(r.json()) == {"status", "message"} and r.json()["status"] == 404, (name, r.text)
+    refused = call("bob", "usage/api/summary")  # only admins hold access:services!service=usage
+    assert refused.status_code == 403
+    assert refused.json() == {"status": 403, "message": "user bob may not use the usage service"}
+    assert call("admin", "usage/api/summary").json()["period"]
+    settings = yaml.safe_load(ds_studio.config_path.read_text())
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    bound = {int(line.split()[1].split(":")[1], 16): line.split()[1].split(":")[0]
+             for line in listening if line.split()[3] == "0A"}  # LISTEN
+    for name in ("usage", "datasets", "announcements"):
+        assert bound.get(settings[name]["service_port"]) == "0100007F", name  # 127.0.0.1
+
+
 # --------------------------------------------------------------------------- confinement and bounds
 
 
@@ -305,7 +333,7 @@ def test_a_member_reads_granted_datasets_and_nothing_else(ds_studio):
         assert refused.status_code == 404 and "not for members" not in refused.text
         assert requests.get(f"{panel}/datasets/alpha/preview", timeout=30).status_code in (302, 401, 403)
         extensions = requests.get(f"{ds_studio.url}/user/bob/lab/api/extensions", headers=headers, timeout=30).json()
-        panel_ext = [e for e in extensions if e["name"] in ("aistudio-datasets", "@aistudio/datasets")]
+        panel_ext = [e for e in extensions if e["name"] in ("aistudio-lab", "@aistudio/lab")]
         assert panel_ext and panel_ext[0]["enabled"], extensions
     finally:
         ds_studio.stop_server("bob")

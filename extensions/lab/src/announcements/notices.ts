@@ -1,17 +1,13 @@
 /**
- * AI Studio: notices of new announcements inside JupyterLab.
- *
- * On start and then every minute, asks this server's /aistudio-datasets/api/announcements
+ * The announcements notices: asks this server's /aistudio-datasets/api/announcements
  * (which asks the hub's announcements service with the server's token) for the current
  * items, and shows a JupyterLab notification for each one the member has not seen yet
  * (ids and update times kept in localStorage). Titles are shown as plain text only.
  */
-import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { Notification } from '@jupyterlab/apputils';
-import { requestAPI } from './index';
+import { requestAPI } from '../request';
 
 const SEEN_KEY = 'aistudio-announcements:seen';
-const POLL_MS = 60_000;
 const KINDS: Record<string, string> = { seminar: 'Seminar', call: 'Incubation call', news: 'News' };
 
 interface IItem {
@@ -60,17 +56,3 @@ export async function checkAnnouncements(): Promise<void> {
   }
   window.localStorage.setItem(SEEN_KEY, JSON.stringify(current));
 }
-
-export const announcementsPlugin: JupyterFrontEndPlugin<void> = {
-  id: '@aistudio/datasets:announcements',
-  description: 'Notifications of new announcements (seminars, incubation calls, news) from the hub.',
-  autoStart: true,
-  activate: (app: JupyterFrontEnd) => {
-    const check = () =>
-      checkAnnouncements().catch(error => console.warn('aistudio announcements:', error));
-    void app.restored.then(() => {
-      void check();
-      window.setInterval(() => void check(), POLL_MS);
-    });
-  }
-};

@@ -1,0 +1,35 @@
+"""Every server route of the extension, under one base (the panel's historical prefix):
+
+    GET  /aistudio-datasets/api/datasets[/NAME[/schema|/preview|/snippet]]
+    GET  /aistudio-datasets/api/requestable
+    GET  /aistudio-datasets/api/requests
+    POST /aistudio-datasets/api/requests
+    GET  /aistudio-datasets/api/info            where the catalogue and the mounts are
+    GET  /aistudio-datasets/api/announcements   the current announcements (id, kind, title, updated_at)
+
+The handlers: datasets.py (the catalogue pass-through and the info), announcements.py;
+both ask the hub's services through forward.py.
+"""
+
+from __future__ import annotations
+
+from jupyter_server.utils import url_path_join
+
+from .announcements import AnnouncementsHandler
+from .datasets import PATHS, CatalogueProxy, InfoHandler
+
+NAMESPACE = "aistudio-datasets"  # the front end and the tests ask these URLs: it stays
+
+
+def routes(base_url: str) -> list[tuple[str, type]]:
+    """The (path, handler) list, all under <base_url>/aistudio-datasets/api/."""
+    base = url_path_join(base_url, NAMESPACE, "api")
+    return [
+        (url_path_join(base, "info"), InfoHandler),
+        (url_path_join(base, "announcements"), AnnouncementsHandler),
+        (url_path_join(base, PATHS), CatalogueProxy),
+    ]
+
+
+def setup_routes(web_app) -> None:
+    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
