@@ -1,9 +1,12 @@
 """The studio config turned into JupyterHub's traitlets config, section by section.
 
 Each function takes the validated studio config (``config.load``) and returns a dict of
-traitlets settings; none reads files or changes its input. :func:`traitlets_config`
-merges them. The one value that is not derived from the config, the API token the hub
-shares with the announcements service for its home-page banner, comes in ``tokens``.
+traitlets settings; none reads files, asks the network or changes its input.
+:func:`traitlets_config` merges them. What is not derived from the config comes in as
+arguments, gathered by :func:`gather` when the hub starts: ``tokens``, the API token the
+hub shares with the announcements service for its home-page banner (new at each
+start), and ``login``, what the OpenID provider and the environment say (client id and
+secret, discovery document; ``auth.oidc.setup``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
 def new_tokens() -> dict[str, str]:
     """Fresh API tokens for the services the hub itself calls (new at each start)."""
     return {"announcements": secrets.token_hex(32)}
+
+
+def gather(config: dict) -> dict:
+    """The inputs of :func:`traitlets_config` that are not in the config: fresh tokens, and
+    with OIDC login what the provider says (raises ``OIDCSetupError`` when it cannot be reached)."""
+    inputs = {"tokens": new_tokens(), "login": None}
+    if config["auth"]["type"] == "oidc":
+        from .auth import oidc
+
+        inputs["login"] = oidc.setup(config)
+    return inputs
 
 
 def hub_traitlets(config: dict) -> dict:
@@ -60,14 +74,16 @@ def proxy_traitlets(config: dict) -> dict:
     }
 
 
-def auth_traitlets(config: dict) -> dict:
-    """Login: the demo users, or OpenID Connect (``auth.oidc``, which reads the client
-    secret and asks the provider for its endpoints)."""
+def auth_traitlets(config: dict, login: dict | None = None) -> dict:
+    """Login: the demo users, or OpenID Connect (``login``: what :func:`gather` read)."""
     auth = config["auth"]
     if auth["type"] == "oidc":
         from .auth import oidc
 
-        return oidc.traitlets(config)
+        oidc.check(auth["oidc"])
+        if login is None:
+            raise ValueError("OpenID Connect login needs what the provider says: pass login=gather(config)['login']")
+        return oidc.build_traitlets(config, **login)
     demo = auth["demo"]
     admins = set(auth["admin_users"]) | {n for n, u in demo["users"].items() if u.get("admin")}
     return {
@@ -226,11 +242,12 @@ def spawner_traitlets(config: dict) -> dict:
     return local_spawner_traitlets(config)
 
 
-def traitlets_config(config: dict, tokens: dict | None = None) -> dict:
-    """All traitlets settings for a validated studio config (``tokens``: :func:`new_tokens`)."""
+def traitlets_config(config: dict, tokens: dict | None = None, login: dict | None = None) -> dict:
+    """All traitlets settings for a validated studio config and the inputs :func:`gather`
+    read (``tokens`` left out: fresh ones)."""
     tokens = tokens or new_tokens()
     merged: dict = {}
-    for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config), spawner_traitlets(config),
+    for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),
                  services_traitlets(config, tokens), server_traitlets(config, tokens)):
         merged = deep_merge(merged, part)
     return merged

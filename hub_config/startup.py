@@ -41,7 +41,7 @@ def prepare() -> Config:
     """Load and check the studio config and profiles; return the traitlets config."""
     try:
         cfg = studio_config.load_from_env()
-        traits = configurer.traitlets_config(cfg)
+        traits = configurer.traitlets_config(cfg, **configurer.gather(cfg))
     except studio_config.StudioConfigError as e:
         fail(f"invalid studio config:\n{e}")
     except OIDCSetupError as e:

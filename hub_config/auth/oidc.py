@@ -170,14 +170,16 @@ def read_client_secret(oidc: dict, environ=os.environ) -> str:
     return secret
 
 
-def traitlets(config: dict, environ=os.environ) -> dict:
-    """Check the config, read the client id and secret, discover the provider, build the traitlets."""
+def setup(config: dict, environ=os.environ) -> dict:
+    """What the hub reads at start for OIDC login: the config checked, the client id and
+    secret, the provider's discovery document (None without ``issuer``). Keyword arguments
+    of :func:`build_traitlets`."""
     oidc = config["auth"]["oidc"]
     check(oidc)
     client_id = read_client_id(oidc, environ)
     client_secret = read_client_secret(oidc, environ)
     discovered = discover(oidc["issuer"], tls_verify=oidc["tls_verify"]) if oidc.get("issuer") else None
-    return build_traitlets(config, discovered=discovered, client_id=client_id, client_secret=client_secret)
+    return {"discovered": discovered, "client_id": client_id, "client_secret": client_secret}
 
 
 # --------------------------------------------------------------------------- authenticator

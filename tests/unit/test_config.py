@@ -76,3 +76,19 @@ def test_bad_kubernetes_settings_are_named(tmp_path):
         studio_config.load(path)
     assert "kubernetes.gpu_types.a100: Additional properties are not allowed ('taints'" in str(info.value)
     assert "kubernetes.home.size: 'lots' does not match" in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["local", "kubernetes"])
+def test_the_configurer_is_a_pure_function_of_the_config_and_its_inputs(tmp_path, mode):
+    import copy
+
+    cfg = studio_config.load(REPO / "aistudio.yaml", data_dir=tmp_path)
+    cfg["mode"] = mode
+    cfg["datasets"]["enabled"] = True
+    before = copy.deepcopy(cfg)
+    tokens = {"announcements": "t" * 64}
+    first, second = configurer.traitlets_config(cfg, tokens), configurer.traitlets_config(cfg, tokens)
+    assert cfg == before  # nothing changed in the studio config
+    first["JupyterHub"].pop("template_vars"), second["JupyterHub"].pop("template_vars")  # a Banner object each
+    assert first == second
+    assert next(s for s in first["JupyterHub"]["services"] if s["name"] == "announcements")["api_token"] == "t" * 64
