@@ -11,7 +11,7 @@ from .. import units
 from ..datasets import mounts as dataset_mounts
 from ..profiles import Launch
 from .datasets import DatasetsSpawnerMixin
-from .mixin import ProfileSpawnerMixin
+from .mixin import MAX_RUNTIME_ENV, PROFILE_ENV, ProfileSpawnerMixin
 
 # KubeSpawner settings a launch decides; every start begins again from the
 # configured values, so nothing of one launch leaks into the next.
@@ -55,7 +55,7 @@ def pod_settings(
     labels = settings["extra_labels"]
     labels["aistudio.io/profile"] = profile.slug
     labels["aistudio.io/gpus"] = str(res.gpus)
-    settings["environment"]["AISTUDIO_PROFILE"] = profile.slug
+    settings["environment"][PROFILE_ENV] = profile.slug
     if res.gpus:
         gpu = gpu_types.get(res.gpu_type, {}) if res.gpu_type else {}
         resource = gpu.get("resource", gpu_resource)
@@ -122,7 +122,7 @@ class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
         mounts, gone = self.decide_datasets()
         self.apply_launch(launch, mounts)
         if self.max_runtime:
-            self.environment["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
+            self.environment[MAX_RUNTIME_ENV] = str(self.max_runtime)
         self.report(20, f"Profile {launch.profile.display_name}: {launch.resources.describe()}")
         skipped = dataset_mounts.k8s_volumes(mounts)[2]
         self.record_mounts(mounts, gone, dataset_mounts.K8S_MOUNT_ROOT, skipped)

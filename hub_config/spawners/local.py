@@ -16,7 +16,7 @@ from traitlets import Enum, List, Unicode
 
 from ..gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
 from .datasets import DatasetsSpawnerMixin
-from .mixin import ProfileSpawnerMixin
+from .mixin import GPUS_ENV, MAX_RUNTIME_ENV, PROFILE_ENV, ProfileSpawnerMixin
 
 _allocators: dict[tuple, GPUAllocator] = {}
 
@@ -142,10 +142,10 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         held = self.gpus.held_by(self.owner_key)
         env.update(cuda_env(held))
         if self.launch is not None:
-            env["AISTUDIO_PROFILE"] = self.launch.profile.slug
-            env["AISTUDIO_GPUS"] = str(len(held))
+            env[PROFILE_ENV] = self.launch.profile.slug
+            env[GPUS_ENV] = str(len(held))
             if self.max_runtime:
-                env["AISTUDIO_MAX_RUNTIME"] = str(self.max_runtime)
+                env[MAX_RUNTIME_ENV] = str(self.max_runtime)
         return env
 
     def get_args(self):

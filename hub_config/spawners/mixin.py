@@ -17,6 +17,11 @@ from .. import quotas, units
 from ..profiles import Launch, LaunchRejected, ProfileStore
 from ..usage.store import UsageStore, usage_store
 
+# what a member's server is told of its launch (for the member's own code and the lab extension)
+PROFILE_ENV = "AISTUDIO_PROFILE"  # the profile's slug
+MAX_RUNTIME_ENV = "AISTUDIO_MAX_RUNTIME"  # seconds the server may run
+GPUS_ENV = "AISTUDIO_GPUS"  # how many GPUs it holds (local mode)
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
     autoescape=True,
