@@ -239,7 +239,7 @@ def main():
         f"- {args.items} announcements in each; {args.rounds} rounds of {args.seconds:g} s per service and concurrency "
         f"(ABBA order), keep-alive connections from one asyncio load process; total {time.monotonic() - began:.0f} s; "
         f"load average before {' '.join(f'{x:.2f}' for x in load_before)}",
-        f"- ours: aistudio-announcements {version('aistudio-announcements')} (`GET /services/announcements/api/items`, "
+        f"- ours: aistudio {version('aistudio')} (hub_config.announcements) (`GET /services/announcements/api/items`, "
         f"token-authenticated); baseline: jupyterhub-announcement {version('jupyterhub-announcement')} "
         f"(`GET /services/announcement/list?limit={args.items}`, no authentication)",
         "- reproduce: `.venv/bin/python bench/announcements_bench.py --write`",

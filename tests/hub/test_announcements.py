@@ -1,4 +1,4 @@
-"""Announcements on a real hub: the hub-managed service (extensions/announcements), its
+"""Announcements on a real hub: the hub-managed service (hub_config/announcements), its
 scopes, XSS-inert views, seminar registration under concurrency, a killed service, the
 hub banner in Chromium, and 400s for bad input."""
 
