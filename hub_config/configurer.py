@@ -80,8 +80,8 @@ def auth_traitlets(config: dict, login: dict | None = None) -> dict:
     if auth["type"] == "oidc":
         from .auth import oidc
 
-        oidc.check(auth["oidc"])
-        if login is None:
+        if login is None:  # gather() checks the section before it reads the provider
+            oidc.check(auth["oidc"])
             raise ValueError("OpenID Connect login needs what the provider says: pass login=gather(config)['login']")
         return oidc.build_traitlets(config, **login)
     demo = auth["demo"]
@@ -121,11 +121,10 @@ def service_specs(config: dict, tokens: dict) -> list[ServiceSpec]:
     return [s for s in specs if s is not None]
 
 
-def services_traitlets(config: dict, tokens: dict) -> dict:
+def services_traitlets(config: dict, specs: list[ServiceSpec]) -> dict:
     """Hub-managed services, their roles and scopes, and the hub pages that show them."""
     from .announcements import banner
 
-    specs = service_specs(config, tokens)
     hub = hub_settings(specs)
     announcements = next((s for s in specs if s.name == "announcements"), None)
     if announcements is not None:
@@ -133,10 +132,10 @@ def services_traitlets(config: dict, tokens: dict) -> dict:
     return {"JupyterHub": hub}
 
 
-def server_traitlets(config: dict, tokens: dict) -> dict:
+def server_traitlets(config: dict, specs: list[ServiceSpec]) -> dict:
     """What members' servers are told: the address of each service they use (an environment
     variable each), and the scopes their token needs to call it."""
-    specs = [s for s in service_specs(config, tokens) if s.server_url_env]
+    specs = [s for s in specs if s.server_url_env]
     if not specs:
         return {}
     base_url = config["hub"]["base_url"]
@@ -245,9 +244,9 @@ def spawner_traitlets(config: dict) -> dict:
 def traitlets_config(config: dict, tokens: dict | None = None, login: dict | None = None) -> dict:
     """All traitlets settings for a validated studio config and the inputs :func:`gather`
     read (``tokens`` left out: fresh ones)."""
-    tokens = tokens or new_tokens()
+    specs = service_specs(config, tokens or new_tokens())
     merged: dict = {}
     for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),
-                 services_traitlets(config, tokens), server_traitlets(config, tokens)):
+                 services_traitlets(config, specs), server_traitlets(config, specs)):
         merged = deep_merge(merged, part)
     return merged

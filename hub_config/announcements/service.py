@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jupyterhub.utils import url_path_join
 from tornado import web
-from traitlets import Any, Int, Unicode
+from traitlets import Any, Int, Unicode, default
 
 from .. import config as studio_config
 from ..services.base import ServiceHandler, StudioService
@@ -122,9 +122,6 @@ class Base(ServiceHandler):
             prefix=self.prefix, hub_prefix=self.service.hub_url, user=self.user, organiser=self.organiser,
             xsrf_form_html=self.xsrf_form_html, labels=STATE_LABELS, **kwargs,
         ))
-
-    def write_json(self, data, status: int = 200):
-        self.send_json(data, status)
 
     def error_page(self, status: int, message: str) -> str:
         return _templates.get_template("error.html").render(
@@ -319,33 +316,33 @@ class ApiBase(Base):
 class MeApi(ApiBase):
     @web.authenticated
     def get(self):
-        self.write_json({"name": self.user, "organiser": self.organiser, "version": self.store.version})
+        self.send_json({"name": self.user, "organiser": self.organiser, "version": self.store.version})
 
 
 class ItemsApi(ApiBase):
     @web.authenticated
     def get(self):
         if self.get_query_argument("all", "") and self.organiser:
-            self.write_json({"items": self.store.all_items(self.prefix), "version": self.store.version})
+            self.send_json({"items": self.store.all_items(self.prefix), "version": self.store.version})
             return
         _, body = self.store.current(self.prefix)
-        self.write_json(body)
+        self.send_json(body)
 
     @web.authenticated
     def post(self):
         self.require_organiser()
-        self.write_json(self.store.create(self.payload(), self.user, self.prefix), 201)
+        self.send_json(self.store.create(self.payload(), self.user, self.prefix), 201)
 
 
 class ItemApi(ApiBase):
     @web.authenticated
     def get(self, item_id):
-        self.write_json(self.store.get(_id(item_id), organiser=self.organiser, prefix=self.prefix))
+        self.send_json(self.store.get(_id(item_id), organiser=self.organiser, prefix=self.prefix))
 
     @web.authenticated
     def patch(self, item_id):
         self.require_organiser()
-        self.write_json(self.store.update(_id(item_id), self.payload(), self.user, self.prefix))
+        self.send_json(self.store.update(_id(item_id), self.payload(), self.user, self.prefix))
 
     @web.authenticated
     def delete(self, item_id):
@@ -359,16 +356,16 @@ class RegistrationApi(ApiBase):
     @web.authenticated
     def get(self, item_id):
         self.store.get(_id(item_id), organiser=self.organiser)
-        self.write_json(self.store.registration(_id(item_id), self.user))
+        self.send_json(self.store.registration(_id(item_id), self.user))
 
     @web.authenticated
     def post(self, item_id):
         result = self.store.register(_id(item_id), self.user)
-        self.write_json(result, 201 if result.pop("new") else 200)
+        self.send_json(result, 201 if result.pop("new") else 200)
 
     @web.authenticated
     def delete(self, item_id):
-        self.write_json(self.store.cancel(_id(item_id), self.user))
+        self.send_json(self.store.cancel(_id(item_id), self.user))
 
 
 class RegistrationsApi(ApiBase):
@@ -376,18 +373,18 @@ class RegistrationsApi(ApiBase):
     def get(self, item_id):
         self.require_organiser()
         self.store.get(_id(item_id), organiser=True)
-        self.write_json({"registrations": self.store.registrations(_id(item_id))})
+        self.send_json({"registrations": self.store.registrations(_id(item_id))})
 
 
 class CallApplicationsApi(ApiBase):
     @web.authenticated
     def get(self, item_id):
         self.require_organiser()
-        self.write_json({"applications": self.store.applications(call_id=_id(item_id))})
+        self.send_json({"applications": self.store.applications(call_id=_id(item_id))})
 
     @web.authenticated
     def post(self, item_id):
-        self.write_json(self.store.apply(_id(item_id), self.user, self.payload()), 201)
+        self.send_json(self.store.apply(_id(item_id), self.user, self.payload()), 201)
 
 
 class ApplicationsApi(ApiBase):
@@ -397,16 +394,16 @@ class ApplicationsApi(ApiBase):
         if status and status not in APPLICATION_STATES:
             raise BadInput(f"status: must be one of {', '.join(APPLICATION_STATES)}")
         if self.get_query_argument("mine", ""):
-            self.write_json({"applications": self.store.applications(user=self.user, status=status)})
+            self.send_json({"applications": self.store.applications(user=self.user, status=status)})
             return
         self.require_organiser()
-        self.write_json({"applications": self.store.applications(status=status)})
+        self.send_json({"applications": self.store.applications(status=status)})
 
 
 class ApplicationApi(ApiBase):
     @web.authenticated
     def get(self, app_id):
-        self.write_json(self.store.application(_id(app_id), None if self.organiser else self.user))
+        self.send_json(self.store.application(_id(app_id), None if self.organiser else self.user))
 
     @web.authenticated
     def patch(self, app_id):
@@ -414,9 +411,9 @@ class ApplicationApi(ApiBase):
         data = self.payload()
         if "status" in data or "comment" in data:
             self.require_organiser()
-            self.write_json(self.store.review(_id(app_id), self.user, data))
+            self.send_json(self.store.review(_id(app_id), self.user, data))
         else:
-            self.write_json(self.store.resubmit(_id(app_id), self.user, data))
+            self.send_json(self.store.resubmit(_id(app_id), self.user, data))
 
 
 # ------------------------------------------------------------------ the service
@@ -433,11 +430,14 @@ class AnnouncementsService(StudioService):
     body_max = Int(20_000, help="Longest item body, in characters.").tag(config=True, env=ENV_BODY_MAX)
     timezone = Unicode("UTC", help="Time zone of new items and of times without one.").tag(config=True, env=ENV_TIMEZONE)
 
-    store = Any(None, allow_none=True, help="The store (made from db_url when not given).")
+    store = Any(help="The store (made from db_url when not given).")
+
+    @default("store")
+    def _default_store(self):
+        return Store(self.db_url, body_max=self.body_max, default_tz=self.timezone)
 
     def handlers(self):
-        store = self.store or Store(self.db_url, body_max=self.body_max, default_tz=self.timezone)
-        args = {"store": store}
+        args = {"store": self.store}
         n = r"(\d{1,12})"
         return [
             ("", IndexPage, args),

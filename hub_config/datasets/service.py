@@ -28,7 +28,7 @@ import os
 import sys
 
 from tornado import web
-from traitlets import Any, Dict, Unicode
+from traitlets import Any, Dict, Unicode, default
 
 from .. import config as studio_config
 from ..services.base import ServiceHandler, StudioService
@@ -63,9 +63,6 @@ class CatalogueHandler(ServiceHandler):
     @property
     def who(self) -> tuple[str, list[str]]:
         return self.user_name, self.user_groups
-
-    def send(self, data, status: int = 200):
-        self.send_json(data, status)
 
     def fail(self, e: DatasetError, dataset: str | None = None, what: str = ""):
         user, _ = self.who
@@ -114,7 +111,7 @@ class DatasetsHandler(CatalogueHandler):
         q, tag = self.get_argument("q", "").strip(), self.get_argument("tag", "").strip()
         found = [d for d in self.store.authorised_summaries(user, groups) if _matches(d, q, tag)]
         self.store.audit("list", user, None, count=len(found), q=q, tag=tag)
-        self.send({"datasets": found, "mount_root": self.cfg["mount_root"]})
+        self.send_json({"datasets": found, "mount_root": self.cfg["mount_root"]})
 
 
 class DatasetHandler(CatalogueHandler):
@@ -123,7 +120,7 @@ class DatasetHandler(CatalogueHandler):
         ds, expiry = self.granted(name, "metadata")
         user, _ = self.who
         self.store.audit("metadata", user, name, what="metadata")
-        self.send({**ds.member_view(), "access_expires_at": expiry,
+        self.send_json({**ds.member_view(), "access_expires_at": expiry,
                    "mount_path": f"{self.cfg['mount_root'].rstrip('/')}/{name}"})
 
 
@@ -133,7 +130,7 @@ class SchemaHandler(CatalogueHandler):
         ds, _ = self.granted(name, "schema")
         user, _ = self.who
         self.store.audit("metadata", user, name, what="schema")
-        self.send({"name": name, "files": [{k: f.get(k) for k in ("path", "format", "rows", "size_bytes", "columns")}
+        self.send_json({"name": name, "files": [{k: f.get(k) for k in ("path", "format", "rows", "size_bytes", "columns")}
                                            for f in ds.schema]})
 
 
@@ -151,7 +148,7 @@ class PreviewHandler(CatalogueHandler):
             raise web.HTTPError(422, f"{entry['path']} cannot be read: {type(e).__name__}") from None
         user, _ = self.who
         self.store.audit("preview", user, name, file=entry["path"], rows=len(data["rows"]))
-        self.send({"name": name, "file": entry["path"], **data})
+        self.send_json({"name": name, "file": entry["path"], **data})
 
 
 class SnippetHandler(CatalogueHandler):
@@ -164,7 +161,7 @@ class SnippetHandler(CatalogueHandler):
             raise web.HTTPError(404, f"{rel[:200]!r} is not a file of {name}")
         user, _ = self.who
         self.store.audit("metadata", user, name, what="snippet", file=rel)
-        self.send({"name": name, "file": rel,
+        self.send_json({"name": name, "file": rel,
                    **files.snippet(self.cfg["mount_root"], name, rel, entries[rel]["format"])})
 
 
@@ -174,14 +171,14 @@ class RequestableHandler(CatalogueHandler):
         user, groups = self.who
         q, tag = self.get_argument("q", "").strip(), self.get_argument("tag", "").strip()
         found = [d for d in self.store.requestable(user, groups) if _matches(d, q, tag)]
-        self.send({"datasets": found})
+        self.send_json({"datasets": found})
 
 
 class RequestsHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, _ = self.who
-        self.send({"requests": [r.as_dict() for r in self.store.requests(user=user)]})
+        self.send_json({"requests": [r.as_dict() for r in self.store.requests(user=user)]})
 
     @web.authenticated
     def post(self):
@@ -197,14 +194,14 @@ class RequestsHandler(CatalogueHandler):
             r = self.store.request_access(body["dataset"][:64], user, groups, body.get("purpose", ""))
         except DatasetError as e:
             self.fail(e, body["dataset"][:64] if e.status == 404 else None, "request")
-        self.send(r.as_dict(), 201)
+        self.send_json(r.as_dict(), 201)
 
 
 class IndexHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, _ = self.who
-        self.send({"user": user, "endpoints": ["api/datasets", "api/requestable", "api/requests"]})
+        self.send_json({"user": user, "endpoints": ["api/datasets", "api/requestable", "api/requests"]})
 
 
 def register_at_start(store: DatasetStore, settings: dict) -> None:
@@ -242,14 +239,17 @@ class DatasetsService(StudioService):
     settings = Dict(
         help="mount_root, preview {max_rows, max_bytes}, scan, manifests, demo, demo_files_dir, protected (JSON)."
     ).tag(config=True, env=ENV_SETTINGS)
-    store = Any(None, allow_none=True, help="The registry (made from db_url when not given).")
+    store = Any(help="The registry (made from db_url when not given).")
 
     @property
     def catalogue_settings(self) -> dict:
         return {**DEFAULT_SETTINGS, **self.settings}
 
+    @default("store")
+    def _default_store(self):
+        return DatasetStore(self.db_url)
+
     def handlers(self):
-        self.store = self.store or DatasetStore(self.db_url)
         args = {"store": self.store, "cfg": self.catalogue_settings}
         return [
             ("api/datasets", DatasetsHandler, args),
@@ -263,7 +263,6 @@ class DatasetsService(StudioService):
         ]
 
     def start(self):
-        self.store = self.store or DatasetStore(self.db_url)
         settings = self.catalogue_settings
         if not settings.get("protected", True):
             print(UNPROTECTED_WARNING, file=sys.stderr, flush=True)

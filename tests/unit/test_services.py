@@ -99,7 +99,7 @@ def test_servers_get_the_address_and_scope_of_each_service_they_use(tmp_path):
     assert set(spawner["server_token_scopes"]) == {
         "users:activity!user", "access:servers!server", access_scope("datasets"), access_scope("announcements")}
     cfg["datasets"]["enabled"] = cfg["announcements"]["enabled"] = False
-    assert "Spawner" not in configurer.server_traitlets(cfg, configurer.new_tokens())
+    assert "Spawner" not in configurer.server_traitlets(cfg, configurer.service_specs(cfg, configurer.new_tokens()))
 
 
 def test_the_hub_and_the_lab_extension_name_the_same_variables():
