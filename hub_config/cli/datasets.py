@@ -44,6 +44,10 @@ class Context:
         self.actor = _actor(args)
 
     @property
+    def source_views(self) -> list[dict]:
+        return self.cfg["datasets"]["source_views"]
+
+    @property
     def scan_settings(self):
         from ..datasets.admin import scan_settings
 
@@ -64,7 +68,9 @@ class Context:
         return group
 
 
-def _fields_from(args, *, adding: bool) -> dict:
+def _fields_from(args, *, adding: bool, views=()) -> dict:
+    """The registry's fields from the options. A Kubernetes source without --hub-path gets the
+    hub's path from ``views`` (studio ``datasets.source_views``) when one shows it."""
     fields = {}
     for attr, key in (("title", "title"), ("description", "description"), ("steward", "steward"),
                       ("licence", "licence"), ("terms", "terms"), ("version", "version"),
@@ -81,41 +87,57 @@ def _fields_from(args, *, adding: bool) -> dict:
     sources = [s for s in ("path_only", "pvc", "nfs", "host_path") if getattr(args, s, None)]
     if len(sources) > 1:
         raise DatasetError("give one source: --path, --pvc, --nfs or --host-path")
+    # a new source replaces every field of the old one
     if args.pvc:
-        fields.update(source_kind="pvc", source_claim=args.pvc, source_path=args.sub_path)
+        fields.update(source_kind="pvc", source_claim=args.pvc, source_server=None, source_path=args.sub_path)
     elif args.nfs:
         server, _, path = args.nfs.partition(":")
-        fields.update(source_kind="nfs", source_server=server, source_path=path)
+        fields.update(source_kind="nfs", source_claim=None, source_server=server, source_path=path)
     elif args.host_path:
-        fields.update(source_kind="hostpath", source_path=args.host_path)
+        fields.update(source_kind="hostpath", source_claim=None, source_server=None, source_path=args.host_path)
     elif adding or args.path_only:
-        fields["source_kind"] = "local"
+        fields.update(source_kind="local", source_claim=None, source_server=None, source_path=None)
     if args.path_only or args.hub_path:
         fields["path"] = os.path.abspath(args.path_only or args.hub_path)
+    elif fields.get("source_kind", "local") != "local":
+        from ..datasets.mounts import hub_path
+
+        fields["path"] = hub_path(views, fields["source_kind"], claim=fields.get("source_claim"),
+                                  server=fields.get("source_server"), source_path=fields.get("source_path"))
     return fields
+
+
+def _where_the_hub_reads(ds) -> str:
+    if ds.source_kind == "local":
+        return ""
+    if ds.path:
+        return f"; the hub reads its files at {ds.path}"
+    return ("; the hub cannot see its files (no datasets.source_views entry shows this source; give --hub-path): "
+            "the scan will be refused")
 
 
 # --------------------------------------------------------------------------- commands
 
 
 def cmd_add(ctx: Context) -> int:
-    fields = _fields_from(ctx.args, adding=True)
+    fields = _fields_from(ctx.args, adding=True, views=ctx.source_views)
     kind, path = fields.pop("source_kind", "local"), fields.pop("path", None)
     fields.setdefault("steward", ctx.actor)
     ds = ctx.store.add(ctx.args.name, actor=ctx.actor, source_kind=kind, path=path, **fields)
-    print(f"added {ds.name} (draft): next, aistudio datasets scan {ds.name}")
+    print(f"added {ds.name} (draft){_where_the_hub_reads(ds)}: next, aistudio datasets scan {ds.name}")
     if ctx.args.scan:
         return cmd_scan(ctx)
     return 0
 
 
 def cmd_update(ctx: Context) -> int:
-    fields = _fields_from(ctx.args, adding=False)
+    fields = _fields_from(ctx.args, adding=False, views=ctx.source_views)
     if not fields:
         print("aistudio: nothing to change", file=sys.stderr)
         return 1
     ds = ctx.store.update(ctx.args.name, actor=ctx.actor, **fields)
-    print(f"updated {ds.name} ({ds.status}, scan {ds.scan_status})")
+    where = _where_the_hub_reads(ds) if {"source_kind", "path"} & set(fields) else ""
+    print(f"updated {ds.name} ({ds.status}, scan {ds.scan_status}){where}")
     return 0
 
 
@@ -274,7 +296,8 @@ def cmd_audit(ctx: Context) -> int:
 def cmd_import(ctx: Context) -> int:
     from ..datasets.admin import import_manifest
 
-    for line in import_manifest(ctx.store, ctx.args.manifest, ctx.scan_settings, actor=ctx.actor):
+    for line in import_manifest(ctx.store, ctx.args.manifest, ctx.scan_settings, actor=ctx.actor,
+                                views=ctx.source_views):
         print(line)
     return 0
 
@@ -290,7 +313,8 @@ def _metadata_args(p, *, adding: bool):
     src.add_argument("--nfs", metavar="SERVER:PATH", help="Kubernetes: an NFS export")
     src.add_argument("--host-path", help="Kubernetes: a folder on the nodes")
     src.add_argument("--hub-path", help="with --pvc/--nfs/--host-path: where the hub sees the same files "
-                                        "(for scans and previews)")
+                                        "(for scans and previews); default: from the studio config's "
+                                        "datasets.source_views (the Helm chart's datasets.sources)")
     meta = p.add_argument_group("metadata")
     for flag, text in (("--title", "short title"), ("--description", "what it holds"), ("--steward", "its steward"),
                        ("--licence", "licence"), ("--terms", "terms of use"), ("--version", "version"),
@@ -376,6 +400,9 @@ def cmd_deny(ctx):
 
 
 def _run(args, load_config, func) -> int:
+    if not args.config and os.environ.get(studio_config.ENV_CONFIG):
+        # in the hub's pod (the Helm chart sets AISTUDIO_CONFIG): the hub's own config and registry
+        args.config = os.environ[studio_config.ENV_CONFIG]
     try:
         return func(Context(args, load_config))
     except DatasetError as e:

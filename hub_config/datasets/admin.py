@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .models import DatasetError
+from .mounts import hub_path
 from .store import DatasetStore
 from .scan import ScanSettings, scan_dataset
 
@@ -24,8 +25,9 @@ def scan(store: DatasetStore, name: str, settings: ScanSettings, *, actor: str) 
     ds = store.get(name)
     if not ds.path:
         raise DatasetError(
-            f"{name} has no path the hub can read (its {ds.source_kind} source is only mounted into pods): "
-            "give --path where the same files are visible to the hub, or publish with --override-reason", 409)
+            f"{name} has no path the hub can read (its {ds.source_kind} source is only mounted into pods, and no "
+            "datasets.source_views entry shows it to the hub): give --hub-path where the hub sees the same files "
+            "(on the Helm chart: make its volume one of datasets.sources), or publish with --override-reason", 409)
     if not os.path.isdir(ds.path):
         raise DatasetError(f"{ds.path} is not a folder", 400)
     report, facts = scan_dataset(ds.path, quasi_identifiers=ds.quasi_identifiers, min_k=ds.min_k, settings=settings)
@@ -41,12 +43,17 @@ MANIFEST_KEYS = {
 }
 
 
-def _fields(entry: dict, base: Path) -> dict:
+def _fields(entry: dict, base: Path, views=()) -> dict:
+    """The registry's fields of a manifest entry. A Kubernetes source without ``path`` gets
+    the hub's path from ``views`` (``datasets.source_views``) when one shows it."""
     src = entry.get("source") or {}
     kind = src.get("kind", "local")
     path = src.get("path")
     if path and not os.path.isabs(path):
         path = str((base / path).resolve())
+    if not path:
+        path = hub_path(views, kind, claim=src.get("claim"), server=src.get("server"),
+                        source_path=src.get("source_path"))
     deid = entry.get("deidentification") or {}
     return {
         "source_kind": kind, "path": path, "source_claim": src.get("claim"), "source_server": src.get("server"),
@@ -61,10 +68,11 @@ def _fields(entry: dict, base: Path) -> dict:
 
 
 def import_manifest(store: DatasetStore, manifest: str | os.PathLike | dict, settings: ScanSettings, *,
-                    actor: str) -> list[str]:
+                    actor: str, views=()) -> list[str]:
     """Add the manifest's datasets that the registry does not have yet; scan them, publish those
     marked ``publish`` that pass (or carry an ``override_reason``), and grant as listed.
-    Datasets already registered are left as their stewards keep them. Returns one line per dataset."""
+    Datasets already registered are left as their stewards keep them. ``views``: where the hub
+    sees Kubernetes sources (``datasets.source_views``). Returns one line per dataset."""
     if isinstance(manifest, dict):
         doc, base = manifest, Path.cwd()
     else:
@@ -79,13 +87,18 @@ def import_manifest(store: DatasetStore, manifest: str | os.PathLike | dict, set
         if store.exists(name):
             lines.append(f"{name}: registered already, left as it is")
             continue
-        fields = _fields(entry, base)
+        fields = _fields(entry, base, views)
         store.add(name, actor=actor, **{k: v for k, v in fields.items() if k not in ("source_kind", "path")},
                   source_kind=fields["source_kind"], path=fields["path"])
         status = "added"
         if fields["path"]:
-            report = scan(store, name, settings, actor=actor)
-            status += ", scan " + ("passed" if report["passed"] else "FAILED: " + "; ".join(report["summary"][:3]))
+            try:
+                report = scan(store, name, settings, actor=actor)
+                status += ", scan " + ("passed" if report["passed"] else "FAILED: " + "; ".join(report["summary"][:3]))
+            except DatasetError as e:  # e.g. the folder is missing: the other datasets are registered all the same
+                status += f", not scanned: {str(e)[:120]}"
+        else:
+            status += ", not scanned (the hub cannot see its files)"
         if entry.get("publish"):
             try:
                 store.publish(name, actor=actor, override_reason=entry.get("override_reason"))

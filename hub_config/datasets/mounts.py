@@ -15,6 +15,10 @@ each dataset at ``<mount_root>/<name>``: a root-owned symlink in a root-owned fo
 folder is visible, only granted ones can be read.
 
 Local mode without root (shared demo accounts): the links only; files are not protected.
+
+The hub's own view of Kubernetes sources (``hub_path``): where the hub pod sees the files of
+a pvc, nfs or hostpath source, so that it can scan and preview them (studio config
+``datasets.source_views``, set by the Helm chart from its ``datasets.sources``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import grp
 import hashlib
 import os
+import posixpath
 import pwd
 import stat
 import sys
@@ -70,6 +75,42 @@ def k8s_volumes(mounts: list[MountSpec], mount_root: str = K8S_MOUNT_ROOT) -> tu
         volumes.append(vol)
         volume_mounts.append(mount)
     return volumes, volume_mounts, skipped
+
+
+def _parts(path: str | None) -> list[str] | None:
+    """The folders of a source path (``None`` when it climbs with ``..``)."""
+    parts = [p for p in (path or "").split("/") if p not in ("", ".")]
+    return None if ".." in parts else parts
+
+
+def hub_path(views, kind: str, *, claim: str | None = None, server: str | None = None,
+             source_path: str | None = None) -> str | None:
+    """Where the hub sees the files of a Kubernetes source: through the view (an entry of
+    ``datasets.source_views``: kind, claim or server, source_path, path) of the same claim,
+    NFS server or host folder whose folder holds ``source_path``, the deepest such view.
+    None when no view holds it, or for a local source. A pure function."""
+    if kind not in ("pvc", "nfs", "hostpath"):
+        return None
+    wanted = _parts(source_path)
+    if wanted is None:
+        return None
+    best: tuple[list[str], dict] | None = None
+    for view in views or ():
+        if view.get("kind") != kind:
+            continue
+        if kind == "pvc" and view.get("claim") != claim:
+            continue
+        if kind == "nfs" and view.get("server") != server:
+            continue
+        held = _parts(view.get("source_path"))
+        if held is None or wanted[:len(held)] != held:
+            continue
+        if best is None or len(held) > len(best[0]):
+            best = (held, view)
+    if best is None:
+        return None
+    held, view = best
+    return posixpath.join(view["path"], *wanted[len(held):])
 
 
 # --------------------------------------------------------------------------- local: permissions

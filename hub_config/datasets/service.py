@@ -215,7 +215,8 @@ def register_at_start(store: DatasetStore, settings: dict) -> None:
         manifest = demo.generate(settings["demo_files_dir"])
         admin.import_manifest(store, manifest, scan, actor="aistudio-demo")
     for path in settings.get("manifests") or []:
-        admin.import_manifest(store, path, scan, actor=f"manifest:{os.path.basename(path)}")
+        admin.import_manifest(store, path, scan, actor=f"manifest:{os.path.basename(path)}",
+                              views=settings.get("source_views") or ())
 
 
 UNPROTECTED_WARNING = """
@@ -237,7 +238,8 @@ class DatasetsService(StudioService):
 
     db_url = Unicode(help="SQLAlchemy URL of the datasets registry.").tag(config=True, env=ENV_DB_URL)
     settings = Dict(
-        help="mount_root, preview {max_rows, max_bytes}, scan, manifests, demo, demo_files_dir, protected (JSON)."
+        help="mount_root, preview {max_rows, max_bytes}, scan, manifests, source_views, demo, demo_files_dir, "
+             "protected (JSON)."
     ).tag(config=True, env=ENV_SETTINGS)
     store = Any(help="The registry (made from db_url when not given).")
 
@@ -290,6 +292,7 @@ def spec(config: dict) -> ServiceSpec | None:
                 "preview": ds["preview"],
                 "scan": {**ds["scan"], "min_k": ds["min_k"]},
                 "manifests": ds["manifests"],
+                "source_views": ds["source_views"],
                 "demo": ds["demo"]["enabled"],
                 "demo_files_dir": studio_config.datasets_files_dir(config),
                 "protected": config["mode"] != "local" or studio_config.user_accounts(config) == "system",

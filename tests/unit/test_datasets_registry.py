@@ -348,6 +348,104 @@ def test_cli_manifest_import_registers_the_demo(tmp_path, capsys):
     assert "registered already" in run_cli(capsys, config, "import", str(manifest))[1]
 
 
+# --------------------------------------------------------------------------- the hub's view of Kubernetes sources
+
+VIEWS = [
+    {"kind": "nfs", "server": "nfs.lab", "source_path": "/export/datasets", "path": "/srv/aistudio/datasets/lab"},
+    {"kind": "nfs", "server": "nfs.lab", "source_path": "/export/datasets/big/", "path": "/srv/aistudio/datasets/big"},
+    {"kind": "pvc", "claim": "imaging", "source_path": "curated", "path": "/srv/aistudio/datasets/imaging"},
+    {"kind": "pvc", "claim": "whole", "path": "/srv/aistudio/datasets/whole"},
+    {"kind": "hostpath", "source_path": "/mnt/datasets", "path": "/srv/aistudio/datasets/scratch"},
+]
+
+
+@pytest.mark.parametrize("kind, source, expected", [
+    ("nfs", {"server": "nfs.lab", "source_path": "/export/datasets/mimic/3.1"}, "/srv/aistudio/datasets/lab/mimic/3.1"),
+    ("nfs", {"server": "nfs.lab", "source_path": "/export/datasets"}, "/srv/aistudio/datasets/lab"),
+    ("nfs", {"server": "nfs.lab", "source_path": "/export/datasets/big/x"}, "/srv/aistudio/datasets/big/x"),  # deepest
+    ("nfs", {"server": "nfs.lab", "source_path": "/export/datasets-old/x"}, None),  # folders, not text prefixes
+    ("nfs", {"server": "other", "source_path": "/export/datasets/x"}, None),
+    ("nfs", {"server": "nfs.lab", "source_path": "/export/datasets/../secret"}, None),
+    ("pvc", {"claim": "imaging", "source_path": "curated/chest-xray"}, "/srv/aistudio/datasets/imaging/chest-xray"),
+    ("pvc", {"claim": "imaging", "source_path": "/curated/"}, "/srv/aistudio/datasets/imaging"),
+    ("pvc", {"claim": "imaging", "source_path": "raw/chest-xray"}, None),  # the hub sees only curated/
+    ("pvc", {"claim": "imaging"}, None),
+    ("pvc", {"claim": "whole", "source_path": "a/b"}, "/srv/aistudio/datasets/whole/a/b"),
+    ("pvc", {"claim": "whole"}, "/srv/aistudio/datasets/whole"),
+    ("pvc", {"claim": "other"}, None),
+    ("hostpath", {"source_path": "/mnt/datasets/scratch"}, "/srv/aistudio/datasets/scratch/scratch"),
+    ("hostpath", {"source_path": "/mnt"}, None),
+    ("local", {"source_path": "/export/datasets"}, None),
+])
+def test_the_hub_path_of_a_kubernetes_source_comes_from_the_views(kind, source, expected):
+    from hub_config.datasets.mounts import hub_path
+
+    assert hub_path(VIEWS, kind, **source) == expected
+    assert hub_path([], kind, **source) is None
+
+
+def test_cli_kubernetes_sources_get_the_hubs_path_from_the_views(tmp_path, capsys):
+    hub = tmp_path / "hub-sees"
+    write(hub / "imaging" / "chest-xray", "labels.csv", pa.table({"image": [f"i{n}.png" for n in range(6)]}))
+    write(hub / "lab" / "vitals", "v.csv", pa.table({"hr": list(range(6))}))
+    config = tmp_path / "aistudio.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "local": {"user_accounts": "shared"},
+                                      "datasets": {"source_views": [
+                                          {"kind": "pvc", "claim": "imaging", "path": str(hub / "imaging")},
+                                          {"kind": "nfs", "server": "nfs.lab", "source_path": "/export",
+                                           "path": str(hub / "lab")}]}}))
+    code, out, _ = run_cli(capsys, config, "add", "chest-xray", "--pvc", "imaging", "--sub-path", "chest-xray")
+    assert code == 0 and f"the hub reads its files at {hub / 'imaging' / 'chest-xray'}" in out
+    code, out, _ = run_cli(capsys, config, "scan", "chest-xray")
+    assert code == 0 and "scan PASSED" in out and "6 rows" in out
+    code, out, _ = run_cli(capsys, config, "add", "vitals", "--nfs", "nfs.lab:/export/vitals", "--scan")
+    assert code == 0 and "scan PASSED" in out
+    # a source no view shows: registered, mounted into pods all the same, but not scanned
+    code, out, _ = run_cli(capsys, config, "add", "elsewhere", "--nfs", "other.lab:/export/x")
+    assert code == 0 and "the hub cannot see its files" in out
+    code, _, err = run_cli(capsys, config, "scan", "elsewhere")
+    assert code == 1 and "--hub-path" in err and "datasets.sources" in err
+    # --hub-path wins; a new source without it takes the views' path again
+    code, out, _ = run_cli(capsys, config, "update", "elsewhere", "--host-path", "/mnt/x", "--hub-path", str(hub / "lab"))
+    assert code == 0 and f"the hub reads its files at {hub / 'lab'}" in out
+    code, out, _ = run_cli(capsys, config, "update", "elsewhere", "--pvc", "imaging", "--sub-path", "chest-xray")
+    assert code == 0 and str(hub / "imaging" / "chest-xray") in out
+    shown = json.loads(run_cli(capsys, config, "show", "elsewhere")[1])["source"]
+    assert shown == {"kind": "pvc", "claim": "imaging", "source_path": "chest-xray",
+                     "path": str(hub / "imaging" / "chest-xray")}
+
+
+def test_cli_uses_the_config_named_by_aistudio_config(tmp_path, capsys, monkeypatch):
+    """In the hub's pod (AISTUDIO_CONFIG=/etc/aistudio/aistudio.yaml) no --config is needed."""
+    config = tmp_path / "aistudio.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "hub-data"), "local": {"user_accounts": "shared"}}))
+    monkeypatch.setenv("AISTUDIO_CONFIG", str(config))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["datasets", "--as", "steward", "add", "x", "--nfs", "nfs.lab:/export/x"]) == 0
+    assert (tmp_path / "hub-data" / "datasets.sqlite").is_file()
+
+
+def test_manifest_kubernetes_sources_are_read_where_the_hub_sees_them(tmp_path):
+    from hub_config.datasets.admin import import_manifest
+
+    hub = tmp_path / "hub-sees"
+    write(hub / "lab" / "vitals", "v.csv", pa.table({"hr": list(range(6))}))
+    views = [{"kind": "nfs", "server": "nfs.lab", "source_path": "/export", "path": str(hub / "lab")}]
+    store = DatasetStore(f"sqlite:///{tmp_path}/registry.sqlite")
+    lines = import_manifest(store, {"datasets": [
+        {"name": "missing", "source": {"kind": "nfs", "server": "nfs.lab", "source_path": "/export/missing"},
+         "publish": True},
+        {"name": "vitals", "source": {"kind": "nfs", "server": "nfs.lab", "source_path": "/export/vitals"},
+         "publish": True, "grants": {"groups": ["students"]}},
+        {"name": "unseen", "source": {"kind": "pvc", "claim": "elsewhere"}, "publish": True},
+    ]}, ScanSettings(), actor="manifest", views=views)
+    # a folder that is not there does not stop the others
+    assert lines[0].startswith("missing: added, not scanned:") and "is not a folder" in lines[0]
+    assert lines[1] == "vitals: added, scan passed, published, granted to students"
+    assert lines[2].startswith("unseen: added, not scanned (the hub cannot see its files), not published")
+    assert store.get("vitals").path == str(hub / "lab" / "vitals") and store.get("unseen").path is None
+
+
 # --------------------------------------------------------------------------- pods
 
 
