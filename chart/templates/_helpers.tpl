@@ -55,10 +55,50 @@ datasets: 8011
 announcements: 8012
 {{- end }}
 
+{{/* The hub-managed services' ports a peer reaches, as name: port, for the NetworkPolicies:
+     (dict "root" $ "peer" "proxy"|"hub"|"servers"). The proxy routes every service with a
+     page that is on (usage page, datasets catalogue, announcements); the hub's own pod calls
+     them too (their health at start, the announcements banner); members' servers are given
+     the address of the catalogue and announcements only (hub_config ServiceSpec.server_url_env). */}}
+{{- define "aistudio.servicePortsFor" -}}
+{{- $cfg := include "aistudio.studioConfig" .root | fromYaml }}
+{{- $peer := .peer }}
+{{- $ports := dict }}
+{{- range $name, $port := (include "aistudio.servicePorts" .root | fromYaml) }}
+{{- $on := or (eq $name "usage") (get (get $cfg $name | default dict) "enabled") }}
+{{- if and $on (or (ne $peer "servers") (ne $name "usage")) }}
+{{- $_ := set $ports $name $port }}
+{{- end }}
+{{- end }}
+{{- toYaml $ports }}
+{{- end }}
+
+{{/* The studio's login: studio auth.type, else oidc when auth.oidc names its provider
+     (issuer or authorize_url), else demo. */}}
+{{- define "aistudio.authType" -}}
+{{- $auth := .Values.studio.auth | default dict }}
+{{- $oidc := $auth.oidc | default dict }}
+{{- $auth.type | default (ternary "oidc" "demo" (or (not (empty $oidc.issuer)) (not (empty $oidc.authorize_url)))) }}
+{{- end }}
+
 {{/* The studio config (aistudio.yaml): .Values.studio plus what the chart decides.
      profiles_dir is relative to the config file: /etc/aistudio/profiles. */}}
 {{- define "aistudio.studioConfig" -}}
 {{- $studio := deepCopy (.Values.studio | default dict) }}
+{{- /* every service on unless the values turn it off: the idle culler, announcements, datasets */}}
+{{- range $section := list "culler" "announcements" "datasets" }}
+{{- $s := deepCopy (get $studio $section | default dict) }}
+{{- if not (hasKey $s "enabled") }}{{ $_ := set $s "enabled" true }}{{ end }}
+{{- $_ := set $studio $section $s }}
+{{- end }}
+{{- /* OpenID Connect login once its provider is given (aistudio.authType) */}}
+{{- $auth := deepCopy (get $studio "auth" | default dict) }}
+{{- $_ := set $auth "type" (include "aistudio.authType" .) }}
+{{- $_ := set $studio "auth" $auth }}
+{{- /* the datasets of datasets.register (datasets.yaml beside this file) and where the hub sees their sources */}}
+{{- $ds := get $studio "datasets" }}
+{{- $_ := set $ds "manifests" (concat ($ds.manifests | default list) (list "datasets.yaml")) }}
+{{- $_ := set $ds "source_views" (include "aistudio.datasetSourceViews" . | fromYaml).views }}
 {{- $hub := dict "ip" "0.0.0.0" "port" 8000 "hub_port" 8081 "proxy_api_port" 8001 }}
 {{- $_ := set $hub "proxy_api_url" (printf "http://%s:8001" (include "aistudio.proxyApiName" .)) }}
 {{- $_ := set $hub "base_url" .Values.hub.baseUrl }}
@@ -137,23 +177,76 @@ announcements: 8012
 {{- toYaml (uniq $images | sortAlpha) }}
 {{- end }}
 
-{{/* Datasets as the hub gets them: the values plus Kubernetes volume and mount. */}}
-{{- define "aistudio.datasets" -}}
-{{- $out := list }}
-{{- range .Values.datasets }}
-{{- $readOnly := ternary .readOnly true (hasKey . "readOnly") }}
-{{- $volume := dict "name" (printf "dataset-%s" .name) }}
-{{- if .pvc }}
-{{- $_ := set $volume "persistentVolumeClaim" (dict "claimName" .pvc.claimName "readOnly" $readOnly) }}
-{{- else }}
-{{- $_ := set $volume "nfs" (dict "server" .nfs.server "path" .nfs.path "readOnly" $readOnly) }}
+{{/* Datasets ----------------------------------------------------------------- */}}
+
+{{/* Where the hub's pod sees the dataset sources (datasets.sources), read-only: ROOT/NAME. */}}
+{{- define "aistudio.datasetsHubRoot" -}}/srv/aistudio/datasets{{- end }}
+
+{{/* The hub's volume of the source NAME: (dict "name" NAME). */}}
+{{- define "aistudio.datasetSourceVolume" -}}dataset-source-{{ .name }}{{- end }}
+
+{{/* (list BASE SUB): BASE/SUB, or BASE when SUB is empty. */}}
+{{- define "aistudio.joinPath" -}}
+{{- $base := index . 0 }}
+{{- $sub := index . 1 }}
+{{- if $sub }}{{ printf "%s/%s" (trimSuffix "/" $base) $sub }}{{ else }}{{ $base }}{{ end }}
 {{- end }}
-{{- $mount := dict "name" (printf "dataset-%s" .name) "mountPath" .mountPath "readOnly" $readOnly }}
-{{- $entry := dict "name" .name "description" (.description | default "") "groups" (.groups | default list) "mountPath" .mountPath "readOnly" $readOnly "volume" $volume "volumeMount" $mount }}
+
+{{/* Studio datasets.source_views: where the hub sees each source, {views: [...]}. */}}
+{{- define "aistudio.datasetSourceViews" -}}
+{{- $views := list }}
+{{- range $name, $src := .Values.datasets.sources }}
+{{- $path := printf "%s/%s" (include "aistudio.datasetsHubRoot" $) $name }}
+{{- if $src.pvc }}
+{{- $view := dict "kind" "pvc" "claim" $src.pvc.claimName "path" $path }}
+{{- with trimAll "/" ($src.pvc.subPath | default "") }}{{ $_ := set $view "source_path" . }}{{ end }}
+{{- $views = append $views $view }}
+{{- else if $src.nfs }}
+{{- $views = append $views (dict "kind" "nfs" "server" $src.nfs.server "source_path" $src.nfs.path "path" $path) }}
+{{- else }}
+{{- $views = append $views (dict "kind" "hostpath" "source_path" $src.hostPath.path "path" $path) }}
+{{- end }}
+{{- end }}
+{{- toYaml (dict "views" $views) }}
+{{- end }}
+
+{{/* datasets.yaml: datasets.register as a dataset manifest (docs/datasets.md), registered by
+     the catalogue service when the hub starts (studio datasets.manifests). Each source is
+     the registry's (pvc claim and sub-path, NFS server and path, host path); the hub finds
+     the files through datasets.source_views. */}}
+{{- define "aistudio.datasetsManifest" -}}
+{{- $sources := .Values.datasets.sources | default dict }}
+{{- $out := list }}
+{{- $seen := dict }}
+{{- range $i, $d := .Values.datasets.register | default list }}
+{{- $key := printf "datasets.register[%d]" $i }}
+{{- if hasKey $seen $d.name }}
+{{- fail (printf "%s.name: %s is registered twice (also datasets.register[%v])" $key $d.name (get $seen $d.name)) }}
+{{- end }}
+{{- $_ := set $seen $d.name $i }}
+{{- if not (hasKey $sources $d.source) }}
+{{- fail (printf "%s.source: %q is not one of datasets.sources (%s)" $key $d.source (keys $sources | sortAlpha | join ", " | default "none are defined")) }}
+{{- end }}
+{{- $src := get $sources $d.source }}
+{{- $sub := trimAll "/" ($d.subPath | default "") }}
+{{- $source := dict }}
+{{- if $src.pvc }}
+{{- $source = dict "kind" "pvc" "claim" $src.pvc.claimName }}
+{{- with list (trimAll "/" ($src.pvc.subPath | default "")) $sub | compact | join "/" }}{{ $_ := set $source "source_path" . }}{{ end }}
+{{- else if $src.nfs }}
+{{- $source = dict "kind" "nfs" "server" $src.nfs.server "source_path" (include "aistudio.joinPath" (list $src.nfs.path $sub)) }}
+{{- else }}
+{{- $source = dict "kind" "hostpath" "source_path" (include "aistudio.joinPath" (list $src.hostPath.path $sub)) }}
+{{- end }}
+{{- $entry := dict "name" $d.name "source" $source }}
+{{- range $k := list "title" "description" "steward" "licence" "terms" "version" "tags" "deidentification" "quasi_identifiers" "min_k" "publish" "override_reason" "grants" }}
+{{- if hasKey $d $k }}{{ $_ := set $entry $k (get $d $k) }}{{ end }}
+{{- end }}
 {{- $out = append $out $entry }}
 {{- end }}
-# Shared datasets from the chart's values (datasets:). Not read by the hub yet:
-# this release mounts no dataset into members' servers.
+# A dataset manifest, rendered by the aistudio Helm chart from datasets.register and
+# registered when the hub starts (studio datasets.manifests): datasets not in the
+# registry yet are added, scanned, published and granted; later changes are the stewards'.
 {{ toYaml (dict "datasets" $out) }}
 {{- end }}
 

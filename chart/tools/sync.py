@@ -31,6 +31,7 @@ PROFILES_SCHEMA = REPO / "hub_config" / "schema" / "profiles.schema.json"
 CHART_OWNED = {
     (): {"mode", "data_dir", "profiles_dir", "hub", "local", "gpus"},
     ("kubernetes",): {"namespace", "hub_connect_url"},
+    ("datasets",): {"source_views"},  # from the chart's datasets.sources
 }
 GENERATED_PREFIXES = ("studio", "profileFile")
 # Kubernetes objects the studio schema leaves open ({"type": "object"}): checked

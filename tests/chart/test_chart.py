@@ -21,6 +21,9 @@ from yamllint.config import YamlLintConfig
 
 from hub_config import config as studio_config
 from hub_config import configurer
+from hub_config.datasets import DatasetStore, MountSpec
+from hub_config.datasets import service as datasets_service
+from hub_config.datasets.mounts import k8s_volumes
 from hub_config.profiles import load_profiles
 from hub_config.services.base import listen_address
 
@@ -158,13 +161,17 @@ def test_every_manifest_is_valid_kubernetes(fixture, version):
             kubernetes_validate.validate(doc, version, strict=True)
         except kubernetes_validate.ValidationError as e:
             raise AssertionError(f"{doc['kind']} {doc['metadata']['name']} (Kubernetes {version}): {e.message} at {list(e.path)}")
-    # the datasets' volume entries, as a pod would carry them
-    datasets = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-hub")["data"]["datasets.yaml"])["datasets"]
-    if datasets:
+    # the pod volumes of the datasets the chart registers, as a member's pod gets them
+    manifest = yaml.safe_load(find(docs, "ConfigMap", f"{RELEASE}-hub")["data"]["datasets.yaml"])["datasets"]
+    if manifest:
+        volumes, mounts, skipped = k8s_volumes([
+            MountSpec(d["name"], d["source"]["kind"], None, claim=d["source"].get("claim"),
+                      server=d["source"].get("server"), source_path=d["source"].get("source_path"))
+            for d in manifest])
+        assert not skipped and len(volumes) == len(manifest)
         pod = {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "datasets"},
-            "spec": {"volumes": [d["volume"] for d in datasets],
-                     "containers": [{"name": "c", "image": "x:1", "volumeMounts": [d["volumeMount"] for d in datasets]}]},
+            "spec": {"volumes": volumes, "containers": [{"name": "c", "image": "x:1", "volumeMounts": mounts}]},
         }
         kubernetes_validate.validate(pod, version, strict=True)
 
@@ -234,32 +241,89 @@ def test_existing_secret_replaces_the_charts(tmp_path):
     assert refs and all(r["name"] == "studio-secrets" for r in refs)
 
 
-def test_strict_egress_allows_only_dns_hub_proxy_and_the_values():
-    docs = manifests("gpu-nfs-strict")
+def _component(peer) -> str:
+    labels = peer["podSelector"]["matchLabels"]
+    return labels.get("app.kubernetes.io/component") or labels.get("component")
+
+
+def ports_by_peer(rules, side="from") -> dict:
+    """{peer's component: [ports]} of NetworkPolicy rules (one peer per rule)."""
+    out = {}
+    for rule in rules:
+        assert len(rule[side]) == 1, rule
+        out[_component(rule[side][0])] = [p["port"] for p in rule["ports"]]
+    return out
+
+
+def studio_services(cfg) -> tuple[dict, dict]:
+    """The hub-managed services of a studio config by name, and what servers are told (Spawner
+    settings), as the configurer makes them (no login provider needed)."""
+    specs = configurer.service_specs(cfg, configurer.new_tokens())
+    services = {s["name"]: s for s in configurer.services_traitlets(cfg, specs)["JupyterHub"]["services"]}
+    return services, configurer.server_traitlets(cfg, specs).get("Spawner", {"environment": {}})
+
+
+def _port(url: str) -> int:
+    return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("fixture", ALL, ids=IDS)
+def test_network_policies_allow_exactly_the_paths_the_studio_uses(fixture, tmp_path):
+    docs = manifests(fixture)
+    cfg = studio_config.load(lay_out_hub_config(docs, tmp_path) / "aistudio.yaml")
+    services, servers = studio_services(cfg)
+    routed = sorted(_port(s["url"]) for s in services.values() if s.get("url", "").startswith("http://aistudio-hub:"))
+    told = sorted(_port(url) for url in servers["environment"].values() if "://aistudio-hub:" in url)
+    assert routed == [8010, 8011, 8012] and told == [8011, 8012]  # every service on; servers: catalogue, announcements
+
+    # the hub: the proxy on 8081 and the pages it routes; servers on 8081 and the services
+    # they are told of; its own pod (services -> API, hub -> services); nothing else
+    hub = find(docs, "NetworkPolicy", "aistudio-hub")["spec"]
+    assert hub["policyTypes"] == ["Ingress"]
+    extra = fixture_values(fixture).get("hub", {}).get("networkPolicy", {}).get("ingress", [])
+    rules = hub["ingress"][:len(hub["ingress"]) - len(extra)]
+    assert {k: sorted(v) for k, v in ports_by_peer(rules).items()} == {
+        "proxy": [8010, 8011, 8012, 8081], "singleuser-server": [8011, 8012, 8081], "hub": [8010, 8011, 8012, 8081]}
+    assert all(p["protocol"] == "TCP" for r in rules for p in r["ports"])
+
+    # members' servers: reached by the proxy and the hub on 8888; they reach DNS and the hub
+    # (8081, the services they are told of), then only what the values add
     policy = find(docs, "NetworkPolicy", "aistudio-singleuser")["spec"]
-    # the pods it selects are those KubeSpawner starts with the studio's labels
-    kube = configurer.kube_spawner_traitlets(studio_config.load(None))["StudioKubeSpawner"]
+    kube = configurer.kube_spawner_traitlets(cfg)["StudioKubeSpawner"]
     pod_labels = {"component": KubeSpawner.component_label.default_value, **kube["extra_labels"]}
     assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert rules[1]["from"][0]["podSelector"] == policy["podSelector"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert [sorted(_component(p) for p in r["from"]) for r in policy["ingress"]] == [["hub", "proxy"]]
+    assert [p["port"] for p in policy["ingress"][0]["ports"]] == [8888]
     egress = policy["egress"]
     assert egress[0] == {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
-    components = [rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for rule in egress[1:3]]
-    assert components == ["hub", "proxy"]
-    assert egress[3:] == fixture_values("gpu-nfs-strict")["singleuser"]["networkPolicy"]["egress"]
-    assert not any("0.0.0.0/0" in json.dumps(rule) for rule in egress)
-    # the hub admits the servers, the proxy and its own services, nothing else
+    assert {k: sorted(v) for k, v in ports_by_peer(egress[1:2], "to").items()} == {"hub": sorted(told + [8081])}
+    singleuser = fixture_values(fixture).get("singleuser", {}).get("networkPolicy", {})
+    rest = egress[2:]
+    if singleuser.get("allowInternet"):
+        assert rest[0]["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
+        rest = rest[1:]
+    assert rest == singleuser.get("egress", [])
+
+    # the proxy: its public port from anywhere, its API from the hub only
+    proxy = find(docs, "NetworkPolicy", "aistudio-proxy")["spec"]
+    assert proxy["ingress"][0] == {"ports": [{"port": "http", "protocol": "TCP"}]}
+    assert ports_by_peer(proxy["ingress"][1:]) == {"hub": ["api"]}
+    container = find(docs, "Deployment", "aistudio-proxy")["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8000, "api": 8001}
+
+
+def test_a_service_turned_off_closes_its_port(tmp_path):
+    out = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *values_args(None, {
+        "studio": {"datasets": {"enabled": False}, "announcements": {"enabled": False}}}, tmp_path)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
     hub = find(docs, "NetworkPolicy", "aistudio-hub")["spec"]
-    sources = [p["podSelector"]["matchLabels"] for p in hub["ingress"][0]["from"]]
-    assert policy["podSelector"]["matchLabels"] in sources
-    assert sorted(s.get("app.kubernetes.io/component", "") for s in sources) == ["", "hub", "proxy"]
-    # and, on the hub-managed services' ports, the proxy (their pages) and the servers (the datasets catalogue)
-    assert len(hub["ingress"]) == 2
-    services = hub["ingress"][1]
-    assert [p["port"] for p in services["ports"]] == [8012, 8011, 8010]
-    assert sorted(s.get("app.kubernetes.io/component", "") for s in
-                  [p["podSelector"]["matchLabels"] for p in services["from"]]) == ["", "proxy"]
-    assert {"port": 8011, "protocol": "TCP"} in egress[1]["ports"]
+    assert ports_by_peer(hub["ingress"]) == {"proxy": [8081, 8010], "singleuser-server": [8081], "hub": [8081, 8010]}
+    egress = find(docs, "NetworkPolicy", "aistudio-singleuser")["spec"]["egress"]
+    assert ports_by_peer(egress[1:2], "to") == {"hub": [8081]}
+    cfg = studio_config.load(lay_out_hub_config(docs, tmp_path) / "aistudio.yaml")
+    assert not cfg["datasets"]["enabled"] and not cfg["announcements"]["enabled"]
 
 
 def test_hub_services_are_reachable_through_the_hub_service(tmp_path):
@@ -277,13 +341,6 @@ def test_hub_services_are_reachable_through_the_hub_service(tmp_path):
             assert service["url"] == f"http://aistudio-hub:{ports[name]}"
     assert listen_address(services["usage"]["url"]) == ""  # all addresses in the pod
     assert listen_address("http://127.0.0.1:8010") == "127.0.0.1"
-
-
-def test_internet_egress_when_allowed():
-    policy = find(manifests("postgres-ingress"), "NetworkPolicy", "aistudio-singleuser")["spec"]
-    internet = [r for r in policy["egress"] if r.get("to") and "ipBlock" in r["to"][0]]
-    assert internet[0]["to"][0]["ipBlock"]["cidr"] == "0.0.0.0/0"
-    assert "10.0.0.0/8" in internet[0]["to"][0]["ipBlock"]["except"]
 
 
 def test_ingress_pdbs_and_base_url():
@@ -316,7 +373,7 @@ def test_pre_puller_pulls_the_profiles_images_on_gpu_nodes_only(tmp_path):
 @pytest.mark.parametrize("fixture, expected", [
     (None, ["port-forward service/aistudio-proxy-public", "get service aistudio-proxy-public", "demo users"]),
     ("postgres-ingress", ["https://studio.lab.example/studio/"]),
-    ("gpu-nfs-strict", ["Datasets (2)"]),
+    ("gpu-nfs-strict", ["Datasets (2) of datasets.register", "exec deployment/aistudio-hub -- aistudio datasets"]),
 ], ids=["defaults", "postgres-ingress", "gpu-nfs-strict"])
 def test_notes_tell_how_to_reach_the_hub(fixture, expected):
     out = helm("install", RELEASE, str(CHART), "--dry-run=client", "-n", NAMESPACE, *values_args(fixture)).stdout
@@ -345,15 +402,50 @@ BAD_VALUES = [
         "slug": "x", "display_name": "X", "resources": {"cpu": 1, "memory": "1Gi"}, "access": {"everyone": True},
         "colour": "red"}]}}}}, ["/profiles/files/x.yaml/profiles/0", "'colour'"]),
     ("profile-file-name", {"profiles": {"files": {"Bad Name.txt": None}}}, ["invalid propertyName 'Bad Name.txt'"]),
-    ("dataset-without-source", {"datasets": [{"name": "a", "mountPath": "/a"}]}, ["/datasets/0", "pvc", "nfs"]),
-    ("dataset-relative-path", {"datasets": [{"name": "a", "mountPath": "a", "pvc": {"claimName": "a"}}]},
-     ["/datasets/0/mountPath"]),
+    ("gpu-type-without-node-selector", {"studio": {"kubernetes": {"gpu_types": {"a100": {"resource": "nvidia.com/gpu"}}}}},
+     ["/studio/kubernetes/gpu_types/a100", "node_selector"]),
+    ("gpu-type-empty-node-selector", {"studio": {"kubernetes": {"gpu_types": {"a100": {"node_selector": {}}}}}},
+     ["/studio/kubernetes/gpu_types/a100/node_selector"]),
+    ("hub-pull-policy-typo", {"hub": {"image": {"pullPolicy": "IfNotPresnt"}}}, ["/hub/image/pullPolicy", "IfNotPresent"]),
+    ("proxy-pull-policy-typo", {"proxy": {"image": {"pullPolicy": "always"}}}, ["/proxy/image/pullPolicy", "Always"]),
+    ("servers-pull-policy-typo", {"studio": {"kubernetes": {"image_pull_policy": "Allways"}}},
+     ["/studio/kubernetes/image_pull_policy", "IfNotPresent"]),
+    ("old-datasets-list", {"datasets": []}, ["/datasets", "want object"]),
+    ("dataset-without-source", {"datasets": {"register": [{"name": "a"}]}}, ["/datasets/register/0", "'source'"]),
+    ("dataset-unknown-source", {"datasets": {"sources": {"lab": {"nfs": {"server": "n", "path": "/e"}}},
+                                             "register": [{"name": "a", "source": "labs"}]}},
+     ["datasets.register[0].source", '"labs" is not one of datasets.sources (lab)']),
+    ("dataset-source-none-defined", {"datasets": {"register": [{"name": "a", "source": "lab"}]}},
+     ["datasets.register[0].source", "none are defined"]),
+    ("dataset-bad-name", {"datasets": {"sources": {"lab": {"hostPath": {"path": "/x"}}},
+                                       "register": [{"name": "MIMIC_IV", "source": "lab"}]}},
+     ["/datasets/register/0/name", "MIMIC_IV"]),
+    ("dataset-twice", {"datasets": {"sources": {"lab": {"hostPath": {"path": "/x"}}},
+                                    "register": [{"name": "a", "source": "lab"}, {"name": "a", "source": "lab"}]}},
+     ["datasets.register[1].name", "registered twice"]),
+    ("dataset-sub-path-climbs", {"datasets": {"sources": {"lab": {"hostPath": {"path": "/x"}}},
+                                              "register": [{"name": "a", "source": "lab", "subPath": "../etc"}]}},
+     ["/datasets/register/0/subPath"]),
+    ("dataset-unknown-key", {"datasets": {"sources": {"lab": {"hostPath": {"path": "/x"}}},
+                                          "register": [{"name": "a", "source": "lab", "mountPath": "/a"}]}},
+     ["/datasets/register/0", "'mountPath'"]),
+    ("source-of-no-kind", {"datasets": {"sources": {"lab": {}}}}, ["/datasets/sources/lab", "missing property 'pvc'"]),
+    ("source-of-two-kinds", {"datasets": {"sources": {"lab": {"nfs": {"server": "n", "path": "/e"},
+                                                              "hostPath": {"path": "/x"}}}}},
+     ["/datasets/sources/lab", "maxProperties"]),
+    ("source-bad-name", {"datasets": {"sources": {"Lab": {"hostPath": {"path": "/x"}}}}},
+     ["/datasets/sources", "'Lab' not allowed"]),
+    ("source-relative-nfs-path", {"datasets": {"sources": {"lab": {"nfs": {"server": "n", "path": "export"}}}}},
+     ["/datasets/sources/lab/nfs/path"]),
+    ("chart-owned-source-views", {"studio": {"datasets": {"source_views": []}}}, ["/studio/datasets", "'source_views'"]),
     ("toleration-typo", {"prePuller": {"tolerations": [{"keys": "x"}]}}, ["/prePuller/tolerations/0", "'keys'"]),
     ("egress-typo", {"singleuser": {"networkPolicy": {"egress": [{"too": []}]}}},
      ["/singleuser/networkPolicy/egress/0", "'too'"]),
     # checks made by the templates, with the key to set
     ("postgres-without-url", {"hub": {"db": {"type": "postgres"}}}, ["hub.db.url"]),
     ("oidc-without-secret", {"studio": {"auth": {"type": "oidc", "oidc": {"client_id": "x"}}}}, ["hub.oidc.clientSecret"]),
+    ("oidc-issuer-without-secret", {"studio": {"auth": {"oidc": {"issuer": "https://login.lab.example", "client_id": "x"}}}},
+     ["hub.oidc.clientSecret"]),
 ]
 
 
@@ -484,6 +576,128 @@ def test_rendered_hub_config_loads_with_the_studio_loader(fixture, tmp_path):
         elif slug in shipped:
             assert profile.image == shipped[slug].image
     assert rendered_set.quotas == load_profiles(REPO / "spawner_profiles").quotas
+
+
+@pytest.mark.parametrize("fixture", ALL, ids=IDS)
+def test_every_service_is_on_by_default(fixture, tmp_path):
+    docs = manifests(fixture)
+    root = lay_out_hub_config(docs, tmp_path)
+    rendered = yaml.safe_load((root / "aistudio.yaml").read_text())
+    # on in the rendered file itself, whatever the local defaults say
+    assert all(rendered[s]["enabled"] is True for s in ("culler", "announcements", "datasets"))
+    cfg = studio_config.load(root / "aistudio.yaml")  # validated, as the hub does at start
+    services, servers = studio_services(cfg)
+    assert set(services) == {"usage", "datasets", "announcements", "idle-culler"}  # hub.services: hub-chart.yaml
+    assert set(servers["environment"]) == {datasets_service.SERVER_URL_ENV, "AISTUDIO_ANNOUNCEMENTS_URL"}
+    assert {"access:services!service=datasets", "access:services!service=announcements"} <= set(
+        servers["server_token_scopes"])
+    # the spawner mounts granted datasets (the registry is the catalogue's)
+    spawner = configurer.kube_spawner_traitlets(cfg)["StudioKubeSpawner"]
+    assert spawner["datasets_db_url"] == studio_config.db_url(cfg, "datasets")
+    # quotas and run-time limits: the shipped profiles' (and a poll to enforce them)
+    profiles = load_profiles(cfg["profiles_dir"])
+    assert profiles.quotas.group_members and any(p.max_runtime for p in profiles.profiles)
+    assert configurer.kube_spawner_traitlets(cfg)["Spawner"]["poll_interval"] == cfg["spawn"]["poll_interval"]
+    # OpenID Connect where the values name a provider, demo logins otherwise
+    oidc = fixture_values(fixture).get("studio", {}).get("auth", {}).get("oidc")
+    assert cfg["auth"]["type"] == ("oidc" if oidc else "demo")
+    # the chart's dataset manifest is registered when the catalogue starts
+    settings = json.loads(services["datasets"]["environment"][datasets_service.ENV_SETTINGS])
+    assert settings["manifests"] == [str((root / "datasets.yaml").resolve())]
+    assert settings["source_views"] == cfg["datasets"]["source_views"]
+
+
+def test_oidc_is_on_once_the_provider_is_named(tmp_path):
+    oidc = {"issuer": "https://login.lab.example/realms/lab", "client_id": "aistudio"}
+    out = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *values_args(None, {
+        "studio": {"auth": {"oidc": oidc}}, "hub": {"oidc": {"clientSecret": "from-the-provider"}}}, tmp_path)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    cfg = studio_config.load(lay_out_hub_config(docs, tmp_path) / "aistudio.yaml")
+    assert cfg["auth"]["type"] == "oidc" and cfg["auth"]["oidc"]["issuer"] == oidc["issuer"]
+    assert hub_env(docs)["AISTUDIO_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "oidc-client-secret"
+    # an explicit type wins: demo logins with the section kept for later
+    out = helm("template", RELEASE, str(CHART), "-n", NAMESPACE, *values_args(None, {
+        "studio": {"auth": {"type": "demo", "oidc": oidc}}}, tmp_path)).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert yaml.safe_load(find(docs, "ConfigMap", "aistudio-hub")["data"]["aistudio.yaml"])["auth"]["type"] == "demo"
+    assert "AISTUDIO_OIDC_CLIENT_SECRET" not in hub_env(docs)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def test_the_hub_mounts_each_dataset_source_read_only_where_the_views_say():
+    docs = manifests("gpu-nfs-strict")
+    sources = fixture_values("gpu-nfs-strict")["datasets"]["sources"]
+    pod = find(docs, "Deployment", "aistudio-hub")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"] if m["name"].startswith("dataset-source-")}
+    volumes = {v["name"]: v for v in pod["volumes"] if v["name"].startswith("dataset-source-")}
+    assert set(mounts) == set(volumes) == {f"dataset-source-{name}" for name in sources}
+    views = yaml.safe_load(find(docs, "ConfigMap", "aistudio-hub")["data"]["aistudio.yaml"])["datasets"]["source_views"]
+    assert len(views) == len(sources)
+    for name, source in sources.items():
+        mount, volume = mounts[f"dataset-source-{name}"], volumes[f"dataset-source-{name}"]
+        assert mount["mountPath"] == f"/srv/aistudio/datasets/{name}"
+        assert mount["readOnly"] is True and mount["recursiveReadOnly"] == "IfPossible"
+        (view,) = [v for v in views if v["path"] == mount["mountPath"]]
+        if "pvc" in source:
+            assert volume["persistentVolumeClaim"] == {"claimName": source["pvc"]["claimName"], "readOnly": True}
+            assert mount.get("subPath") == source["pvc"].get("subPath")
+            assert view == {"kind": "pvc", "claim": source["pvc"]["claimName"], "path": mount["mountPath"],
+                            **({"source_path": source["pvc"]["subPath"]} if source["pvc"].get("subPath") else {})}
+        elif "nfs" in source:
+            assert volume["nfs"] == {**source["nfs"], "readOnly": True} and "subPath" not in mount
+            assert view == {"kind": "nfs", "server": source["nfs"]["server"], "source_path": source["nfs"]["path"],
+                            "path": mount["mountPath"]}
+        else:
+            assert volume["hostPath"] == {"path": source["hostPath"]["path"], "type": "Directory"}
+            assert view == {"kind": "hostpath", "source_path": source["hostPath"]["path"], "path": mount["mountPath"]}
+    # without sources the hub mounts none
+    assert not [v for v in find(manifests(), "Deployment", "aistudio-hub")["spec"]["template"]["spec"]["volumes"]
+                if v["name"].startswith("dataset-source-")]
+
+
+def test_the_values_datasets_are_registered_at_start_and_read_through_the_hubs_mounts(tmp_path):
+    """The hub pod as a folder: /srv/aistudio and its dataset mounts under tmp_path."""
+    docs = manifests("gpu-nfs-strict")
+    root = lay_out_hub_config(docs, tmp_path / "etc-aistudio")
+    srv = tmp_path / "srv-aistudio"
+    config = root / "aistudio.yaml"
+    config.write_text(config.read_text().replace("/srv/aistudio", str(srv)))
+    cfg = studio_config.load(config)
+    # the files as the hub's mounts show them: lab-nfs is /export/datasets, imaging the claim's curated/
+    vitals = srv / "datasets" / "lab-nfs" / "mimic-iv" / "3.1"
+    vitals.mkdir(parents=True)
+    (vitals / "vitals.csv").write_text("age_band,sex,hr\n" + "".join(f"{a},{s},{60 + i}\n" for i in range(5)
+                                                                     for a in ("30-39", "40-49") for s in "FM"))
+    xray = srv / "datasets" / "imaging" / "chest-xray"
+    xray.mkdir(parents=True)
+    (xray / "labels.csv").write_text("image,finding\n" + "".join(f"img{i}.png,none\n" for i in range(10)))
+
+    services, _ = studio_services(cfg)
+    settings = json.loads(services["datasets"]["environment"][datasets_service.ENV_SETTINGS])
+    store = DatasetStore(f"sqlite:///{tmp_path}/datasets.sqlite")
+    datasets_service.register_at_start(store, settings)  # what the catalogue does when it starts
+    mimic, chest = store.get("mimic-iv"), store.get("chest-xray")
+    assert (mimic.source_kind, mimic.source_server, mimic.source_path) == (
+        "nfs", "nfs.lab.example", "/export/datasets/mimic-iv/3.1")
+    assert mimic.path == str(vitals) and (chest.source_claim, chest.source_path, chest.path) == (
+        "imaging-datasets", "curated/chest-xray", str(xray))
+    for ds in (mimic, chest):
+        assert (ds.status, ds.scan_status) == ("published", "pass"), ds.scan
+    assert mimic.row_count == 20 and mimic.quasi_identifiers == ["age_band", "sex"] and mimic.min_k == 5
+    assert mimic.deid_method == "Safe Harbor" and mimic.tags == ["icu"] and mimic.title == "MIMIC-IV 3.1"
+    # granted as the values say; pods get the sources, not the hub's paths
+    volumes, mounts, _ = k8s_volumes(store.mounts_for("alice", ["gpu-residents"]))
+    assert volumes == [{"name": "dataset-mimic-iv",
+                        "nfs": {"server": "nfs.lab.example", "path": "/export/datasets/mimic-iv/3.1", "readOnly": True}}]
+    volumes, mounts, _ = k8s_volumes(store.mounts_for("admin", []))
+    assert volumes[0]["persistentVolumeClaim"] == {"claimName": "imaging-datasets", "readOnly": True}
+    assert mounts[0]["subPath"] == "curated/chest-xray" and mounts[0]["mountPath"] == "/datasets/chest-xray"
+    # the next start leaves them as the stewards keep them
+    store.update("chest-xray", actor="steward", title="Chest X-ray labels, v2")
+    datasets_service.register_at_start(store, settings)
+    assert store.get("chest-xray").title == "Chest X-ray labels, v2" and len(store.datasets()) == 2
 
 
 def test_chart_jupyterhub_config_runs_the_studio_config(tmp_path, monkeypatch):
