@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from kubespawner import KubeSpawner
+from tornado import web
 from traitlets import Dict, Float, Unicode
 
 from .. import units
@@ -82,6 +83,35 @@ def pod_settings(
     return settings
 
 
+class DatasetMountFailed(web.HTTPError):
+    """A granted dataset's volume cannot be mounted into the pod (its export or claim is gone):
+    503, with a message the hub shows to the member."""
+
+    def __init__(self, message: str):
+        super().__init__(503, message)
+
+
+def unmountable_dataset(events: list[dict], mounts) -> str | None:
+    """The message for the first event saying a dataset's volume cannot be mounted, if any.
+
+    Kubelets retry a failing mount until the start times out; this names the dataset at once.
+    ``events``: the pod's events (KubeSpawner's ``events``); ``mounts``: its dataset MountSpecs.
+    """
+    claims = {m.claim: m.name for m in mounts if m.source_kind == "pvc" and m.claim}
+    for event in events:
+        message = event.get("message") or ""
+        if event.get("reason") == "FailedMount":
+            for m in mounts:
+                if f'volume "{dataset_mounts.volume_name(m.name)}"' in message:
+                    reason = message.split(" : ", 1)[-1].strip().splitlines()[-1].removeprefix("Output: ")
+                    return f"Dataset {m.name} cannot be mounted: {reason}"
+        elif event.get("reason") == "FailedScheduling":
+            for claim, name in claims.items():
+                if f'persistentvolumeclaim "{claim}" not found' in message:
+                    return f"Dataset {name} cannot be mounted: its volume claim {claim} does not exist"
+    return None
+
+
 class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
     """KubeSpawner driven by the quota profiles: the same form and the same launch
     decision as local mode, turned into pod resources by :func:`pod_settings`."""
@@ -126,7 +156,19 @@ class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
         self.report(20, f"Profile {launch.profile.display_name}: {launch.resources.describe()}")
         skipped = dataset_mounts.k8s_volumes(mounts)[2]
         self.record_mounts(mounts, gone, dataset_mounts.K8S_MOUNT_ROOT, skipped)
+        self._dataset_mounts = [m for m in mounts if m.name not in skipped]
         self.finish_reports()  # KubeSpawner's pod events follow
+
+    def is_pod_running(self, pod):
+        """KubeSpawner waits on this while the pod starts: a dataset that cannot be mounted
+        fails the start with its name instead of a timeout."""
+        running = super().is_pod_running(pod)
+        if not running and pod is not None:
+            problem = unmountable_dataset(self.events, getattr(self, "_dataset_mounts", []))
+            if problem:
+                self.log.warning("%s: %s", self._log_name, problem)
+                raise DatasetMountFailed(problem)
+        return running
 
     async def poll(self):
         status = await super().poll()

@@ -177,7 +177,8 @@ async def test_no_leak_from_gpu_launch_into_next_cpu_launch():
 
 
 async def test_gpu_type_may_name_its_own_resource():
-    spawner = make_spawner(gpu_types={"a100": {"resource": "nvidia.com/mig-3g.40gb"}})
+    spawner = make_spawner(gpu_types={"a100": {"resource": "nvidia.com/mig-3g.40gb",
+                                           "node_selector": {"nvidia.com/mig.config": "all-3g.40gb"}}})
     pod = await manifest(spawner, {"profile": "gpu-1"})
     validate(pod)
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
@@ -238,3 +239,20 @@ async def test_quotas_apply_unchanged_on_kubernetes():
     finally:
         first.end_usage()
     assert (await manifest(make_spawner("bob", ["students"]), {"profile": "cpu-small"}))["kind"] == "Pod"
+
+
+def test_an_unmountable_dataset_is_named_from_the_pods_events():
+    from hub_config.datasets.models import MountSpec
+    from hub_config.spawners.kube import unmountable_dataset
+
+    mounts = [MountSpec("icu", "nfs", None, server="nfs.lab", source_path="/export/icu"),
+              MountSpec("xray", "pvc", None, claim="imaging")]
+    started = [{"reason": "Scheduled", "message": "Successfully assigned aistudio/jupyter-a to node-1"}]
+    assert unmountable_dataset(started, mounts) is None
+    nfs = {"reason": "FailedMount", "message": 'MountVolume.SetUp failed for volume "dataset-icu" : mount failed: '
+                                               "exit status 32\nOutput: mount.nfs: access denied by server"}
+    assert unmountable_dataset(started + [nfs], mounts) == "Dataset icu cannot be mounted: mount.nfs: access denied by server"
+    home = {"reason": "FailedMount", "message": 'MountVolume.SetUp failed for volume "home" : timeout'}
+    assert unmountable_dataset([home], mounts) is None  # not a dataset: KubeSpawner's own timeout applies
+    claim = {"reason": "FailedScheduling", "message": '0/3 nodes are available: persistentvolumeclaim "imaging" not found.'}
+    assert unmountable_dataset([claim], mounts) == "Dataset xray cannot be mounted: its volume claim imaging does not exist"

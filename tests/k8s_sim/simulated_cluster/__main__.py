@@ -49,11 +49,13 @@ def node_object(spec: dict) -> dict:
 
 def default_images(python_env: Path) -> dict:
     """Every image runs this Python environment's jupyterhub-singleuser as uid 1000 in
-    /home/jovyan, as Jupyter Docker Stacks' images start JupyterHub's single-user server."""
+    /home/jovyan, as Jupyter Docker Stacks' images start JupyterHub's single-user server.
+    The image's file system is this machine's, less its homes and data folders (empty_dirs)."""
     env = python_env.resolve()
     host_dirs = [str(env)] if os.stat(env).st_dev != os.stat("/").st_dev else []
     return {"*": {"command": [str(env / "bin" / "jupyterhub-singleuser")], "user": 1000,
                   "working_dir": "/home/jovyan", "host_dirs": host_dirs,
+                  "empty_dirs": ["/home", "/datasets", "/srv", "/mnt", "/media", "/root"],
                   "env": {"HOME": "/home/jovyan", "USER": "jovyan", "NB_USER": "jovyan", "SHELL": "/bin/bash",
                           "LANG": "C.UTF-8", "PATH": f"{env / 'bin'}:/usr/local/bin:/usr/bin:/bin"}}}
 

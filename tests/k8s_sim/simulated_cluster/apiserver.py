@@ -274,7 +274,7 @@ class CollectionHandler(Handler):
             namespace = self._target(namespace, kind)
             labels = label_matcher(self.get_query_argument("labelSelector", None))
             fields = field_matcher(kind, self.get_query_argument("fieldSelector", None))
-            if self.get_query_argument("watch", "") in ("true", "1"):
+            if self.get_query_argument("watch", "").lower() in ("true", "1"):
                 return await self.watch(kind, namespace, labels, fields)
         except ApiError as e:
             return self.fail(e)

@@ -395,7 +395,8 @@ class Kubelet:
         argv = [a.replace("0.0.0.0", ip) for a in argv]
         groups = list(pod_sc.get("supplementalGroups") or []) + ([fs_group] if fs_group is not None else [])
         spec = {"dir": str(base), "mounts": [{k: v for k, v in m.items() if k != "volume"} for m in mounts],
-                "host_dirs": image.get("host_dirs", []), "working_dir": container.get("workingDir") or image.get("working_dir"),
+                "host_dirs": image.get("host_dirs", []), "empty_dirs": image.get("empty_dirs", []),
+                "working_dir": container.get("workingDir") or image.get("working_dir"),
                 "uid": uid, "gid": sc.get("runAsGroup", 0), "groups": groups,
                 "no_new_privs": sc.get("allowPrivilegeEscalation") is False, "env": env, "argv": argv}
         (base / "spec.json").write_text(json.dumps(spec))

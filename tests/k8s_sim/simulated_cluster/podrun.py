@@ -37,6 +37,9 @@ def main(spec_path: str):
     for special in ("/proc", "/dev", "/sys"):
         mount("--rbind", special, root + special)
     mount("-t", "tmpfs", "-o", "mode=1777", "container-tmp", root + "/tmp")
+    for hidden in spec.get("empty_dirs", []):  # the image has none of this machine's homes or data
+        if os.path.isdir(root + hidden):
+            mount("-t", "tmpfs", "-o", "mode=0755", "container-empty", root + hidden)
     for extra in spec.get("host_dirs", []):  # the Python environment, when on another file system
         os.makedirs(root + extra, exist_ok=True)
         mount("--bind", extra, root + extra)
