@@ -568,7 +568,8 @@ def test_rendered_hub_config_loads_with_the_studio_loader(fixture, tmp_path):
     assert set(rendered) == set(shipped) | extra
     for slug, profile in shipped.items():
         assert _profile_facts(rendered[slug]) == _profile_facts(profile), slug
-    override = values.get("singleuser", {}).get("images", {})
+    defaults = yaml.safe_load((REPO / "chart" / "values.yaml").read_text())["singleuser"]["images"]
+    override = {**defaults, **values.get("singleuser", {}).get("images", {})}
     for slug, profile in rendered.items():
         if override.get("override"):
             image = override["gpu" if profile.resources.gpus else "cpu"]
