@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,6 +178,23 @@ def test_a_restarted_hub_finds_the_running_pod(studio, cluster):
     assert [p["metadata"]["uid"] for p in pods_of(cluster, "carol")] == [before["metadata"]["uid"]]
     out = studio.run_in_kernel("carol", "print(open('/datasets/chest-xray-labels/labels.csv').readline().strip())")
     assert out.strip() == "image_id,finding"
+    studio.stop_server("carol")
+    wait_until(lambda: pods_of(cluster, "carol") == [], 60, "carol's pod deleted")
+
+
+def test_a_revoked_grant_is_gone_at_the_next_start(studio, cluster):
+    """A steward revokes in the hub's pod (`kubectl exec deploy/...-hub -- aistudio datasets revoke`)."""
+    out = subprocess.run([sys.executable, "-m", "hub_config.cli", "datasets", "revoke", "chest-xray-labels",
+                          "--users", "carol"], cwd=studio.srv, capture_output=True, text=True,
+                         env={**os.environ, "AISTUDIO_CONFIG": str(studio.config_path)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    r = studio.spawn("carol", {"profile": "cpu-small"}, wait=False)
+    assert r.status_code in (201, 202), r.text
+    studio.wait_ready("carol")
+    # the spawn page's progress (logged by the hub as it reports) tells carol
+    assert "carol: No longer available to you (access revoked or expired): chest-xray-labels" in studio.log()
+    [pod] = pods_of(cluster, "carol")
+    assert not [v for v in pod["spec"]["volumes"] if v["name"].startswith("dataset-")]
     studio.stop_server("carol")
     wait_until(lambda: pods_of(cluster, "carol") == [], 60, "carol's pod deleted")
 
