@@ -274,6 +274,7 @@ class Kubelet:
         folder = base / "volumes" / name
         folder.mkdir(parents=True, exist_ok=True)
         if "emptyDir" in volume:
+            os.chmod(folder, 0o777)  # as the kubelet makes an emptyDir: writable by any user the pod runs as
             return str(folder), None
         for source_kind, kind in (("secret", "secrets"), ("configMap", "configmaps")):
             if source_kind in volume:

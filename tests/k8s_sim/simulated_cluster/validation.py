@@ -61,14 +61,31 @@ class Invalid:
                             "causes": [{"field": f, "message": m, "reason": "FieldValueInvalid"} for f, m in self.causes]})
 
 
+def field_path(parts) -> str:
+    """A field as the API server names it: ``spec.containers[0].env``."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
 def schema_errors(obj: dict) -> list[tuple[str, str]]:
     out = []
     for version in VERSIONS:
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except ValidationError as e:
-            path = ".".join(str(p) for p in e.absolute_path) or "<object>"
-            out.append((path, f"{e.message} (Kubernetes {version} schema)"))
+            path = field_path(e.absolute_path)
+            extras = (sorted(set(e.instance) - set((e.schema or {}).get("properties") or {}))
+                      if e.validator == "additionalProperties" and isinstance(e.instance, dict) else [])
+            if extras:
+                # name the unknown field itself, as strict decoding does: unknown field "spec.containers[0].foo"
+                for extra in extras:
+                    where = field_path([*e.absolute_path, extra])
+                    if all(where != known for known, _ in out):  # one cause, whichever schema found it
+                        out.append((where, f'unknown field "{where}" (not in the Kubernetes {version} schema)'))
+            else:
+                out.append((path or "<object>", f"{e.message} (Kubernetes {version} schema)"))
         except Exception as e:  # a kind or version the schemas do not know
             out.append(("apiVersion", f"{type(e).__name__}: {e}"))
     return out
