@@ -4,23 +4,42 @@ dataset for direct identifiers, and k-anonymity over its declared quasi-identifi
 Direct identifiers are found in a sample of each file (the first ``sample_rows``
 rows, at most about ``sample_bytes`` read) with well-kept libraries where they exist:
 
-- Chinese resident identity numbers: python-stdnum ``cn.ric`` (checksum, birth date,
-  region); 18-digit numbers with a wrong checksum are counted apart and do not fail;
-- telephone numbers: Google's libphonenumber (``phonenumbers``), region CN, numbers
-  valid for their region only;
+- Chinese resident identity numbers: python-stdnum ``cn.ric``'s check digit (GB 11643),
+  birth date (1890 to today) and the province of the region code. Not ``ric.is_valid``'s
+  rule that the county code existed in the birth year: people keep the code of where
+  they were registered, and stdnum's table dates all but about 500 of the 3,500 current
+  county codes from 1983 or later (Chongqing's from 1997). Numbers that would be one
+  but for the check digit are counted apart and do not fail;
+- telephone numbers: Google's libphonenumber (``phonenumbers``), region CN, its
+  ``PhoneNumberMatcher`` at leniency ``VALID`` (numbers valid for their region); a
+  fixed-line number counts only with its trunk 0 or a country code (``010-65529988``,
+  ``+86 10 6552 9988``, not ``1065529988``);
 - e-mail addresses: ``email-validator`` (syntax, no DNS);
 - dates of birth: full dates in columns whose name says birth (dob, birth_date, 出生日期);
 - names: columns named as names (name, patient_name, 姓名, ...) holding name-like
   text, and in any text column, Chinese names (a common surname and one or two
   characters) making up a good part of the values.
 
+Identity numbers, telephone numbers and e-mail addresses count only as whole tokens
+(``whole_token``): the character just before and just after the match is not a Latin
+letter, a digit or ``_``, nor a ``.`` with a digit on its far side (a decimal point or
+a dotted number), except a trailing ``.0``/``.00`` (a number written out as a float).
+Whitespace, other punctuation, CJK characters and the ends of the value delimit, so
+``SN138001380001234``, ``20261101138001380009`` and ``2026.13800138000`` hold no
+telephone number, while ``13800138000``, ``138-0013-8000``, ``电话13800138000`` and
+``13800138000/13912345678`` do.
+
 k-anonymity is computed over all rows of each file, reading only the
 quasi-identifier columns: every combination of their values must occur at least
-``min_k`` times. Reports never contain an identifier: examples are masked.
+``min_k`` times. Each finding gives the number of sampled values of its column that
+hold it and their share of the column's non-null sampled values. Reports never
+contain an identifier: examples are masked.
 """
 
 from __future__ import annotations
 
+import datetime
+import functools
 import re
 from dataclasses import dataclass
 
@@ -28,16 +47,23 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
+from stdnum import numdb
 from stdnum.cn import ric
+from stdnum.exceptions import ValidationError
 
 from . import files
 
 FAILING = ("cn_resident_id", "phone", "email", "date_of_birth", "name")
 
-RIC_CANDIDATE = re.compile(r"(?<![0-9])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
-PHONE_CANDIDATE = re.compile(r"\+?[0-9][0-9 ()\-]{5,18}[0-9]")
+RIC_CANDIDATE = re.compile(r"(?<![0-9A-Za-z_])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z_])")
+PHONE_CANDIDATE = re.compile(r"[+＋]?\d[\d ()\-]{5,18}\d")  # \d: fullwidth digits too
 EMAIL_CANDIDATE = re.compile(r"[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9.\-]{1,253}\.[A-Za-z]{2,24}")
-DATE_VALUE = re.compile(r"^\s*(19|20)[0-9]{2}([-/.年]?)(0?[1-9]|1[0-2])\2?(0?[1-9]|[12][0-9]|3[01])日?(\s|T|$)")
+DATE_VALUE = re.compile(
+    r"^\s*(19|20)[0-9]{2}"
+    r"(([-/.])(0?[1-9]|1[0-2])\3(0?[1-9]|[12][0-9]|3[01])"  # 1980-01-02, 1975/3/4, 1990.05.06
+    r"|\s*年\s*(0?[1-9]|1[0-2])\s*月\s*(0?[1-9]|[12][0-9]|3[01])\s*日?"  # 1990年5月6日
+    r"|(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]))"  # 19900506
+    r"(\s|T|$)")
 BIRTH_COLUMN = re.compile(r"(^|[_\s-])(dob|birth|birthdate|birthday|date_?of_?birth|born)([_\s-]|$)|出生|生日", re.I)
 NAME_COLUMN = re.compile(
     r"^(patient_?|full_?|first_?|last_?|given_?|family_?|sur|middle_?|contact_?|emergency_?contact_?)?name$"
@@ -87,13 +113,68 @@ def is_chinese_name(value: str) -> bool:
     return value[0] in SURNAMES and len(value) in (2, 3)
 
 
+def _joins(ch: str) -> bool:
+    """Whether ``ch`` continues a token: a Latin letter (ASCII or fullwidth), a digit of any script, ``_``."""
+    return (ch == "_" or ch.isdecimal() or "a" <= ch <= "z" or "A" <= ch <= "Z"
+            or "\uff21" <= ch <= "\uff3a" or "\uff41" <= ch <= "\uff5a")
+
+
+def whole_token(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` stands as a token of its own, not a part of a longer
+    letter-and-digit run (``SN13800138000``, ``138001380001234``) or of a dotted or decimal
+    number (``2026.13800138000``, ``13800138000.5``); ``13800138000.0`` stands (a float's ``.0``)."""
+    if start > 0:
+        before = text[start - 1]
+        if _joins(before) or (before == "." and start > 1 and text[start - 2].isdecimal()):
+            return False
+    if end < len(text):
+        after = text[end]
+        if _joins(after):
+            return False
+        if after == "." and end + 1 < len(text) and text[end + 1].isdecimal():
+            tail = end + 1
+            while tail < len(text) and text[tail] == "0":
+                tail += 1
+            if tail == end + 1 or (tail < len(text) and (_joins(text[tail]) or text[tail] == ".")):
+                return False
+    return True
+
+
+# Residence permits of Hong Kong, Macao and Taiwan residents (810000, 820000, 830000) take the
+# same form; stdnum's table knows 81 and 82 as provinces but not 83.
+PERMIT_PROVINCES = {"81", "82", "83"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _province_known(region: str) -> bool:
+    if region[:2] in PERMIT_PROVINCES:
+        return True
+    return any("province" in props for _, props in numdb.get("cn/loc").info(region))
+
+
+def ric_kind(candidate: str) -> str | None:
+    """``"valid"`` for a resident identity number, ``"bad_check_digit"`` for one but for
+    its check digit, else None (the birth date or province does not fit)."""
+    number = candidate.upper()
+    try:
+        born = ric.get_birth_date(number)
+    except ValidationError:
+        return None
+    if not (1890 <= born.year and born <= datetime.date.today()) or not _province_known(number[:6]):
+        return None
+    return "valid" if number[-1] == ric.calc_check_digit(number) else "bad_check_digit"
+
+
 def find_ric(value: str) -> tuple[list[str], int]:
-    """Valid resident identity numbers in ``value``, and how many candidates had a bad checksum."""
+    """Resident identity numbers in ``value``, and how many were one but for the check digit."""
     valid, invalid = [], 0
     for m in RIC_CANDIDATE.finditer(value):
-        if ric.is_valid(m.group(0)):
+        if not whole_token(value, m.start(), m.end()):
+            continue
+        kind = ric_kind(m.group(0))
+        if kind == "valid":
             valid.append(m.group(0))
-        else:
+        elif kind:
             invalid += 1
     return valid, invalid
 
@@ -102,9 +183,21 @@ def find_phones(value: str) -> list[str]:
     if sum(ch.isdigit() for ch in value) < 7 or not PHONE_CANDIDATE.search(value):
         return []
     out = []
+    # VALID: a number valid for its region, not next to a Latin letter. STRICT_GROUPING and
+    # EXACT_GROUPING would also drop numbers grouped unlike the national format (1380 013 8000),
+    # which are still someone's number; the whole-token rule is what keeps serials out.
     for match in phonenumbers.PhoneNumberMatcher(value, "CN", leniency=phonenumbers.Leniency.VALID):
-        out.append(match.raw_string)
+        if whole_token(value, match.start, match.end) and not _bare_fixed_line(match):
+            out.append(match.raw_string)
     return out
+
+
+def _bare_fixed_line(match: phonenumbers.PhoneNumberMatch) -> bool:
+    """A fixed-line number written without its trunk 0 or country code (``2012345678`` for
+    020-12345678): how counts and measurements look, not how anyone writes a number."""
+    number = match.number
+    return (phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE
+            and phonenumbers.normalize_digits_only(match.raw_string) == phonenumbers.national_significant_number(number))
 
 
 def find_emails(value: str) -> list[str]:
@@ -112,6 +205,8 @@ def find_emails(value: str) -> list[str]:
         return []
     out = []
     for m in EMAIL_CANDIDATE.finditer(value):
+        if not whole_token(value, m.start(), m.end()):
+            continue
         try:
             validate_email(m.group(0), check_deliverability=False)
         except EmailNotValidError:
@@ -121,12 +216,15 @@ def find_emails(value: str) -> list[str]:
 
 
 class _ColumnFindings:
+    """Per kind, how many sampled values of a column hold it (a value counts once), and masked examples."""
+
     def __init__(self):
         self.counts: dict[str, int] = {}
         self.examples: dict[str, list[str]] = {}
 
     def add(self, kind: str, found: list[str] | int):
-        n = found if isinstance(found, int) else len(found)
+        """One value's matches (a list), or a number of values found at once (an int)."""
+        n = found if isinstance(found, int) else int(bool(found))
         if not n:
             return
         self.counts[kind] = self.counts.get(kind, 0) + n
@@ -137,32 +235,48 @@ class _ColumnFindings:
                     ex.append(mask(item))
 
 
+def _number_texts(array: pa.Array, floating: bool) -> list[str]:
+    """Integers (and integral floats, as pandas writes a number column with gaps) long enough
+    to be a telephone or identity number, as text."""
+    out = []
+    for v in pc.drop_null(array).to_pylist():
+        if floating:
+            if v != v or v in (float("inf"), float("-inf")) or v != int(v):
+                continue
+            v = int(v)
+        if abs(v) >= 10**6:
+            out.append(str(v))
+    return out
+
+
 def scan_column(name: str, array: pa.Array) -> dict:
-    """Findings of one sampled column: {kind: count}, masked examples."""
+    """Findings of one sampled column: {kind: values holding it}, their share of the
+    column's non-null sampled values, masked examples."""
     findings = _ColumnFindings()
     typ = array.type
     if pa.types.is_dictionary(typ):
         array = array.cast(typ.value_type)
         typ = array.type
+    sampled = len(array) - array.null_count
     birth_column = bool(BIRTH_COLUMN.search(name))
     if birth_column and (pa.types.is_date(typ) or pa.types.is_timestamp(typ)):
-        findings.add("date_of_birth", len(array) - array.null_count)
-        return _result(findings, len(array))
-    if pa.types.is_integer(typ):
-        values = [str(v) for v in pc.drop_null(array).to_pylist() if abs(v) >= 10**6]
+        findings.add("date_of_birth", sampled)
+        return _result(findings, sampled)
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
+        values = _number_texts(array, pa.types.is_floating(typ))
         text_column = False
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         values = [v[:VALUE_CHARS] for v in pc.drop_null(array).to_pylist()]
         text_column = True
     else:
-        return _result(findings, len(array))
+        return _result(findings, sampled)
     names_seen = 0
     cjk_names = 0
     dates = 0
     for value in values:
         valid, invalid = find_ric(value)
         findings.add("cn_resident_id", valid)
-        findings.add("cn_resident_id_invalid_checksum", invalid)
+        findings.add("cn_resident_id_invalid_checksum", int(bool(invalid)))
         if not valid:
             findings.add("phone", find_phones(value))
         if text_column:
@@ -184,11 +298,16 @@ def scan_column(name: str, array: pa.Array) -> dict:
         elif NAME_COLUMN.search(name) and (names_seen + cjk_names) / nonnull >= NAME_SHARE:
             findings.add("name", [v for v in values if NAME_VALUE.match(v.strip()) or is_chinese_name(v.strip())][:3])
             findings.counts["name"] = names_seen + cjk_names
-    return _result(findings, len(values))
+    return _result(findings, sampled)
 
 
 def _result(findings: _ColumnFindings, sampled: int) -> dict:
-    return {"sampled": sampled, "counts": findings.counts, "examples": findings.examples}
+    share = {kind: round(n / sampled, 4) for kind, n in findings.counts.items()} if sampled else {}
+    return {"sampled": sampled, "counts": findings.counts, "share": share, "examples": findings.examples}
+
+
+def _percent(share: float) -> str:
+    return "<1%" if 0 < share < 0.01 else f"{share:.0%}"
 
 
 def sample(path: str, settings: ScanSettings) -> pa.Table:
@@ -273,7 +392,9 @@ def scan_dataset(root: str, *, quasi_identifiers: list[str] | None = None, min_k
         for name, result in columns.items():
             for kind in FAILING:
                 if result["counts"].get(kind):
-                    summary.append(f"{f['path']}: column {name}: {result['counts'][kind]} {kind.replace('_', ' ')}")
+                    summary.append(
+                        f"{f['path']}: column {name}: {kind.replace('_', ' ')} in {result['counts'][kind]} of "
+                        f"{result['sampled']} sampled values ({_percent(result['share'][kind])})")
     if qis and not qi_seen and facts["files"]:
         problems.append(f"declared quasi-identifiers ({', '.join(qis)}) are in no file")
     summary.extend(problems)
