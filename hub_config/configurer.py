@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from . import config as studio_config
+from . import processes
 from .config import deep_merge
 from .services.spec import Role, ServiceSpec, access_scope, hub_settings
 
@@ -126,6 +127,9 @@ def services_traitlets(config: dict, specs: list[ServiceSpec]) -> dict:
     from .announcements import banner
 
     hub = hub_settings(specs)
+    for entry in hub["services"]:  # the mark that finds them if a hub dies without stopping them
+        if entry.get("command"):
+            entry.setdefault("environment", {})[processes.MARK_ENV] = processes.mark_of(config["data_dir"])
     announcements = next((s for s in specs if s.name == "announcements"), None)
     if announcements is not None:
         hub.update(banner.hub_pages(config, announcements))

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -39,6 +40,11 @@ def others_can_run(path: str) -> bool:
 
 def prepare() -> Config:
     """Load and check the studio config and profiles; return the traitlets config."""
+    # A hub started in the background inherits SIGINT ignored and would hand that on to
+    # the services it starts before it installs its own handlers: they could not be
+    # interrupted, and each would hold the hub's shutdown up for its interrupt timeout.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cfg = studio_config.load_from_env()
         traits = configurer.traitlets_config(cfg, **configurer.gather(cfg))

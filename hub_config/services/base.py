@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from html import escape
 from urllib.parse import urlparse
 
@@ -40,6 +41,10 @@ def listen_address(url: str) -> str:
     (on Kubernetes the proxy reaches services through the hub's Service)."""
     host = urlparse(url).hostname or "127.0.0.1"
     return host if host in LOOPBACK else ""
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(0)
 
 
 def _from_env(trait, raw: str):
@@ -85,6 +90,8 @@ class StudioService(Application):
                 setattr(self, trait_name, _from_env(trait, environ[name]))
 
     def initialize(self, argv=None):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # until start(): stop at once, without a traceback
+            signal.signal(sig, _exit_on_signal)
         self.load_environment()
         super().initialize(argv)
         enable_pretty_logging(logger=logging.getLogger("tornado"))
@@ -114,7 +121,14 @@ class StudioService(Application):
         port = urlparse(self.service_url).port or self.default_port
         app.listen(port, listen_address(self.service_url), xheaders=True)
         self.log.info("%s service at %s%s", self.name, self.service_url, self.service_prefix)
-        ioloop.IOLoop.current().start()
+        loop = ioloop.IOLoop.current()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # the hub stops its services with these
+            loop.asyncio_loop.add_signal_handler(sig, self.stop, sig)
+        loop.start()
+
+    def stop(self, signum: int = signal.SIGTERM):
+        self.log.info("%s service: %s received, stopping", self.name, signal.Signals(signum).name)
+        ioloop.IOLoop.current().stop()
 
 
 class ServiceHandler(HubOAuthenticated, web.RequestHandler):

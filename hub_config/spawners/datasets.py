@@ -9,6 +9,7 @@ import os
 from traitlets import HasTraits, List, Unicode
 
 from ..datasets import DatasetStore, MountSpec, dataset_store, mounts
+from .mixin import tell
 
 # the folder of granted datasets, as the server's Datasets panel shows it
 SERVER_DIR_ENV = "AISTUDIO_DATASETS_DIR"
@@ -51,6 +52,7 @@ class DatasetsSpawnerMixin(HasTraits):
             for m in granted:
                 if m.name in names:
                     self.datasets.audit("mount", self.user.name, m.name, server=self.name, expires_at=m.expires_at)
+                    tell("mounted", dataset=m.name)
             for name in gone:
                 self.datasets.audit("unmount", self.user.name, name, server=self.name,
                                     reason="access revoked or expired")

@@ -1,11 +1,17 @@
 """What every AI Studio spawner shares, whatever runs the server: the profile
 picker, the launch decision on the hub (profile rights and quotas), usage
-records, run-time limits and spawn progress messages. (Datasets: ``datasets.py``.)"""
+records, run-time limits and spawn progress messages. (Datasets: ``datasets.py``.)
+
+Launch outcomes are told to :data:`listeners` (the hub's metrics, ``hub_config.metrics``,
+adds itself there): ``refused`` (reason, profile), ``ready`` (profile, seconds from the
+start request until the server answers) and, from ``datasets.py``, ``mounted`` (dataset)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +33,22 @@ _TEMPLATES = jinja2.Environment(
     autoescape=True,
 )
 _stores: dict[str, ProfileStore] = {}
+
+# A refused launch's reason, by the HTTP status it is refused with (decide_launch; NoFreeGPUs
+# in local.py).
+REFUSALS = {400: "malformed", 403: "rights", 409: "no_free_gpu", 429: "quota"}
+
+# Callables ``listener(event, **fields)`` told of launch outcomes in the hub process.
+listeners: list = []
+
+
+def tell(event: str, **fields) -> None:
+    """Tell every listener of ``event``; a failing listener is logged and never fails a launch."""
+    for listener in listeners:
+        try:
+            listener(event, **fields)
+        except Exception:
+            logging.getLogger("aistudio.spawners").exception("A listener of %s %s failed", event, fields)
 
 
 def profile_store(directory: str, log=None) -> ProfileStore:
@@ -139,10 +161,14 @@ class ProfileSpawnerMixin(HasTraits):
         saved = not self.options_sent_with_request()
         profiles = self.profiles
         groups = self.user_groups()
+        asked = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
+        # the profile a refusal of this start is counted under: one of the set, never a name the request made up
+        self._outcome_profile = asked if isinstance(asked, str) and asked in profiles.by_slug else None
         try:
             launch = profiles.resolve(self.user.name, groups, self.user_options, saved=saved)
         except LaunchRejected as e:
             raise web.HTTPError(e.status, e.message, reason=e.message[:200]) from None
+        self._outcome_profile = launch.profile.slug
         chosen = {"profile": launch.profile.slug, **launch.options}
         if saved and self.user_options and chosen != self.user_options:
             self.log.info(
@@ -171,6 +197,33 @@ class ProfileSpawnerMixin(HasTraits):
         if self.usage_id and self.usage is not None:
             (self.usage.discard if discard else self.usage.close)(self.usage_id)
         self.usage_id = 0
+
+    # ---------------------------------------------------------------- outcome
+
+    _outcome_profile = None
+
+    @property
+    def _spawn_future(self):
+        """JupyterHub's future of the start in progress: it sets it when a start is requested
+        and it resolves once the server answers through the proxy, or fails."""
+        return self.__dict__.get("_aistudio_spawn_future")
+
+    @_spawn_future.setter
+    def _spawn_future(self, future):
+        self.__dict__["_aistudio_spawn_future"] = future
+        if future is not None and not future.done():
+            requested = time.monotonic()
+            future.add_done_callback(lambda f: self._spawn_finished(f, requested))
+
+    def _spawn_finished(self, future, requested: float) -> None:
+        """Tell the listeners how the start ended: ready (and how long it took) or refused."""
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            tell("ready", profile=self._outcome_profile, seconds=time.monotonic() - requested)
+        elif isinstance(error, web.HTTPError) and error.status_code in REFUSALS:
+            tell("refused", reason=REFUSALS[error.status_code], profile=self._outcome_profile)
 
     # ---------------------------------------------------------------- run time
 
