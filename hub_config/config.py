@@ -138,9 +138,10 @@ def service_url(config: dict, port: int) -> str:
 
 
 def db_url(config: dict, section: str) -> str:
-    """The database of ``usage``, ``datasets`` or ``announcements``: its ``db_url``, or a
-    SQLite file named for it in the data folder."""
-    return config[section]["db_url"] or f"sqlite:///{Path(config['data_dir']) / f'{section}.sqlite'}"
+    """The database of ``hub`` (JupyterHub's own), ``usage``, ``datasets`` or
+    ``announcements``: its ``db_url``, or a SQLite file named for it in the data folder."""
+    name = "jupyterhub" if section == "hub" else section
+    return config[section]["db_url"] or f"sqlite:///{Path(config['data_dir']) / f'{name}.sqlite'}"
 
 
 def datasets_mount_root(config: dict) -> str:

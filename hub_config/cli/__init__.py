@@ -1,10 +1,11 @@
 """The ``aistudio`` command: one module per command group (``up``, ``profiles``,
-``usage``, ``datasets``), sharing the config loading here, one table printer
+``usage``, ``datasets``, ``upgrade-db``), sharing the config loading here, one table printer
 (``output``) and one date parser (``dates``)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def load_config(args, **overrides) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import datasets, profiles, up, usage
+    from . import datasets, profiles, up, upgrade, usage
 
     parser = argparse.ArgumentParser(prog="aistudio", description="AI Studio: run the studio and manage its quota profiles.")
     parser.add_argument("--config", help=f"studio config file (default: ./{DEFAULT_CONFIG} if present, else built-in defaults)")
@@ -38,9 +39,20 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_parser(sub)
     usage.add_parser(sub)
     datasets.add_parser(sub, load_config)
+    upgrade.add_parser(sub)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # every error is one line; AISTUDIO_DEBUG=1 shows the traceback
+        if os.environ.get("AISTUDIO_DEBUG"):
+            raise
+        detail = str(e).strip().splitlines()
+        print(f"aistudio {args.command}: {type(e).__name__}: {detail[0] if detail else 'no details'} "
+              "(AISTUDIO_DEBUG=1 shows where)", file=sys.stderr)
+        return 1

@@ -403,8 +403,10 @@ def _run(args, load_config, func) -> int:
     if not args.config and os.environ.get(studio_config.ENV_CONFIG):
         # in the hub's pod (the Helm chart sets AISTUDIO_CONFIG): the hub's own config and registry
         args.config = os.environ[studio_config.ENV_CONFIG]
+    from ..datasets.mounts import MountError
+
     try:
         return func(Context(args, load_config))
-    except DatasetError as e:
-        print(f"aistudio: {e}", file=sys.stderr)
+    except (DatasetError, MountError) as e:  # what is wrong and what to do, in one line
+        print(f"aistudio: {str(e).strip().splitlines()[0]}", file=sys.stderr)
         return 1

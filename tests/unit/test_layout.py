@@ -66,7 +66,7 @@ def test_the_hub_side_never_imports_what_ships_into_servers():
 
 
 # who may import whom: a concern on the left may use those on the right (and the shared
-# top-level modules: config, db, profiles, quotas, gpus, units)
+# top-level modules: config, db, profiles, quotas, gpus, units, processes)
 ALLOWED = {
     "spawners": {"datasets", "usage"},
     "usage": {"services"},
@@ -76,7 +76,7 @@ ALLOWED = {
     "auth": set(),
     "cli": {"datasets", "usage"},
 }
-SHARED = {"config", "db", "profiles", "quotas", "gpus", "units"}
+SHARED = {"config", "db", "profiles", "quotas", "gpus", "units", "processes"}
 
 
 @pytest.mark.parametrize("name", sorted(ALLOWED))
