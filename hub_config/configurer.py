@@ -6,7 +6,8 @@ traitlets settings; none reads files, asks the network or changes its input.
 arguments, gathered by :func:`gather` when the hub starts: ``tokens``, the API token the
 hub shares with the announcements service for its home-page banner (new at each
 start), and ``login``, what the OpenID provider and the environment say (client id and
-secret, discovery document; ``auth.oidc.setup``).
+secret, discovery document; ``auth.oidc.setup``). :func:`gather` also registers the studio's
+metrics in the hub process (``metrics.install``), served at ``/hub/metrics``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ def new_tokens() -> dict[str, str]:
 
 def gather(config: dict) -> dict:
     """The inputs of :func:`traitlets_config` that are not in the config: fresh tokens, and
-    with OIDC login what the provider says (raises ``OIDCSetupError`` when it cannot be reached)."""
+    with OIDC login what the provider says (raises ``OIDCSetupError`` when it cannot be reached).
+    Run once, in the hub process, at start: it also installs the studio's metrics there."""
+    from . import metrics
+
+    metrics.install(config)
     inputs = {"tokens": new_tokens(), "login": None}
     if config["auth"]["type"] == "oidc":
         from .auth import oidc
@@ -49,7 +54,7 @@ def hub_traitlets(config: dict) -> dict:
             "hub_ip": "127.0.0.1",
             "hub_port": hub["hub_port"],
             "base_url": hub["base_url"],
-            "db_url": hub["db_url"] or f"sqlite:///{data / 'jupyterhub.sqlite'}",
+            "db_url": studio_config.db_url(config, "hub"),
             "cookie_secret_file": str(data / "jupyterhub_cookie_secret"),
             "pid_file": str(data / "jupyterhub.pid"),
             "cleanup_servers": hub["stop_servers_on_exit"],
