@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything AI Studio needs into .venv (idempotent).
 #   scripts/setup.sh          what `aistudio up` needs: Python packages, configurable-http-proxy
-#   scripts/setup.sh --test   also the test tools: pytest, Playwright, Debian's Chromium and helm
+#   scripts/setup.sh --test   also the test tools: pytest, Playwright, Debian's Chromium and PostgreSQL, helm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -11,6 +11,8 @@ need_apt=()
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then need_apt+=(chromium); fi
+# PostgreSQL: the tests start a throwaway server of their own (tests/postgres.py) with its programs
+if [ "$want_test" = 1 ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then need_apt+=(postgresql); fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "setup: please install these Debian packages first: ${need_apt[*]}" >&2

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import db
@@ -97,13 +98,18 @@ class DatasetStore:
             raise DatasetError(f"{name!r} is not a dataset name: lowercase letters, digits and dashes, at most 42")
         check_source(source_kind, path, fields.get("source_claim"), fields.get("source_server"), fields.get("source_path"))
         now = time.time()
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
-            if s.scalars(select(Dataset.id).where(Dataset.name == name)).first() is not None:
-                raise DatasetError(f"A dataset {name!r} exists already", 409)
-            ds = Dataset(name=name, source_kind=source_kind, path=path, created_at=now, updated_at=now)
-            _apply_fields(ds, fields)
-            s.add(ds)
-            self.audit("add", actor, name, s=s, source=source_dict(ds))
+        try:
+            with Session(self.engine, expire_on_commit=False) as s, s.begin():
+                if s.scalars(select(Dataset.id).where(Dataset.name == name)).first() is not None:
+                    raise DatasetError(f"A dataset {name!r} exists already", 409)
+                ds = Dataset(name=name, source_kind=source_kind, path=path, created_at=now, updated_at=now)
+                _apply_fields(ds, fields)
+                s.add(ds)
+                self.audit("add", actor, name, s=s, source=source_dict(ds))
+        except IntegrityError:  # added by another steward between the check and the insert
+            if self.exists(name):
+                raise DatasetError(f"A dataset {name!r} exists already", 409) from None
+            raise
         return ds
 
     def update(self, name: str, *, actor: str, **fields) -> Dataset:
@@ -187,9 +193,14 @@ class DatasetStore:
     def grant(self, name: str, *, actor: str, users=(), groups=(), expires_at: float | None = None,
               request_id: int | None = None, s: Session | None = None) -> None:
         if s is None:
-            with Session(self.engine) as s2, s2.begin():
-                return self.grant(name, actor=actor, users=users, groups=groups, expires_at=expires_at,
-                                  request_id=request_id, s=s2)
+            for attempt in range(3):
+                try:
+                    with Session(self.engine) as s2, s2.begin():
+                        return self.grant(name, actor=actor, users=users, groups=groups, expires_at=expires_at,
+                                          request_id=request_id, s=s2)
+                except IntegrityError:  # the same grant made at once elsewhere: it is there now, update it
+                    if attempt == 2:
+                        raise
         ds = self._get(s, name)
         now = time.time()
         for kind, principal in [("user", u) for u in users] + [("group", g) for g in groups]:

@@ -1,5 +1,6 @@
 """The announcements store without a hub: migrations, validation, sanitising, and
-registration atomic across threads with their own database connections."""
+registration atomic across threads with their own database connections, in SQLite and
+in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hub_config.announcements.content import BadInput, render_markdown, validate
 from hub_config.announcements.store import MIGRATIONS
 from hub_config.db import alembic_config
 from hub_config.announcements.models import Base
-from hub_config.announcements.store import Store
+from hub_config.announcements.store import Conflict, Store
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -23,12 +24,15 @@ def later(**kw) -> str:
 
 
 @pytest.fixture
-def store(tmp_path):
-    return Store(f"sqlite:///{tmp_path / 'a.sqlite'}", default_tz="Europe/Paris")
+def store(database):
+    store = Store(database("announcements"), default_tz="Europe/Paris")
+    yield store
+    store.reader.dispose()
+    store.writer.dispose()
 
 
-def test_migrations_match_models_and_rerun(tmp_path):
-    url = f"sqlite:///{tmp_path / 'a.sqlite'}"
+def test_migrations_match_models_and_rerun(database):
+    url = database("announcements")
     store = Store(url)
     Store(url)  # upgrade head again: nothing to do
     with store.writer.connect() as conn:
@@ -92,6 +96,57 @@ def test_registration_atomic_across_threads(store):
     assert len(promoted) == 4
     regs = store.registrations(item["id"])
     assert sum(r["status"] == "registered" for r in regs) == 7 and len(regs) == 36
+
+
+def test_registration_atomic_across_stores_with_their_own_engines(store):
+    """As the service's processes would: four stores, each its own engine, on one
+    database; the same members ask twice at once, from two of them."""
+    item = store.create({"kind": "seminar", "title": "s", "speaker": "x", "start": later(days=1),
+                         "end": later(days=1, hours=1), "place": "here", "capacity": 5}, "olga")
+    stores = [store] + [Store(store.url, migrate=False) for _ in range(3)]
+    requests = [(f"m{i}", stores[(i + k) % 4]) for i in range(12) for k in (0, 1)]
+    barrier = threading.Barrier(len(requests))
+
+    def register(request):
+        user, s = request
+        barrier.wait()
+        return user, s.register(item["id"], user)
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        results = list(pool.map(register, requests))
+    new = [(u, r) for u, r in results if r["new"]]
+    assert sorted(u for u, _ in new) == sorted(f"m{i}" for i in range(12))  # each member once
+    assert sum(r["status"] == "registered" for _, r in new) == 5
+    assert sorted(r["position"] for _, r in new if r["status"] == "waiting") == list(range(1, 8))
+    for user, r in results:  # the second answer of a member tells the first one's outcome
+        assert r["status"] == dict(new)[user]["status"]
+    regs = store.registrations(item["id"])
+    assert len(regs) == 12 and sum(r["status"] == "registered" for r in regs) == 5
+    for s in stores[1:]:
+        s.reader.dispose()
+        s.writer.dispose()
+
+
+def test_one_application_per_member_when_sent_twice_at_once(store):
+    call = store.create({"kind": "call", "title": "c", "deadline": later(days=3), "eligibility": "all",
+                         "offer": "GPUs"}, "olga")
+    other = Store(store.url, migrate=False)
+    answer = {"project": "p", "team": "t", "summary": "s", "needs": "n"}
+    barrier = threading.Barrier(2)
+
+    def apply(s):
+        barrier.wait()
+        try:
+            return s.apply(call["id"], "amy", answer)["status"]
+        except Conflict as e:
+            return str(e)
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = sorted(pool.map(apply, [store, other]))
+    assert outcomes == ["submitted", "you have already applied to this call; see your application"]
+    assert [a["user"] for a in store.applications(call_id=call["id"])] == ["amy"]
+    other.reader.dispose()
+    other.writer.dispose()
 
 
 def test_capacity_cannot_drop_below_seats_taken(store):

@@ -1,16 +1,20 @@
 """The one engine factory and migration runner (hub_config.db), on every database of the
-studio: migrations build exactly the models' schema, a database made before migrations
-existed (a copy made by release 0.1.0's code, tests/unit/data/*.sql) is stamped and kept,
-and stores opening the same new database at once migrate it once."""
+studio, in SQLite and in PostgreSQL: migrations build exactly the models' schema, a
+database made before migrations existed (a copy made by release 0.1.0's code,
+tests/unit/data/*.sql) is stamped and kept, and stores opening the same new database at
+once migrate it once."""
 
+import hashlib
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import MetaData, create_engine, inspect, select, text
 
 from hub_config import db
 from hub_config.announcements import models as announcements_models
@@ -30,32 +34,79 @@ DATABASES = {
 }
 
 
-def legacy_copy(tmp_path: Path, name: str) -> str:
+def legacy_copy(tmp_path: Path, name: str, database) -> str:
     """A database as release 0.1.0 left it (tables made by create_all, no alembic_version)."""
-    path = tmp_path / f"{name}.sqlite"
+    url = database(name)
+    path = db.sqlite_path(url) or tmp_path / f"{name}-0.1.0.sqlite"
     with sqlite3.connect(path) as conn:
         conn.executescript((DATA / f"{name}-0.1.0.sql").read_text())
-    return f"sqlite:///{path}"
+    if db.sqlite_path(url) is None:
+        postgres_legacy_copy(url, path, DATABASES[name][0])
+    return url
+
+
+def postgres_legacy_copy(url: str, dump: Path, migrations: Path) -> None:
+    """The same on PostgreSQL: the tables of revision 0001 (0.1.0's create_all) without
+    alembic_version, holding the rows of the SQLite copy ``dump``."""
+    engine = db.make_engine(url)
+    cfg = db.alembic_config(url, migrations)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, db.BASELINE)
+        conn.execute(text("DROP TABLE alembic_version"))
+    tables = MetaData()
+    tables.reflect(engine)
+    source = create_engine(f"sqlite:///{dump}")
+    with source.connect() as src, engine.begin() as dst:
+        for table in tables.sorted_tables:
+            rows = [dict(r._mapping) for r in src.execute(select(table))]
+            for row in rows:
+                # 0.1.0 kept memory in a 32-bit INTEGER, which on PostgreSQL holds less than 2 GiB
+                if table.name == "server_usage":
+                    row["memory"] = min(row["memory"], 2**31 - 1)
+            if rows:
+                dst.execute(table.insert(), rows)
+            if rows and "id" in table.c:  # as 0.1.0's own inserts would have left the sequence
+                dst.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                 f"(SELECT max(id) FROM {table.name}))"))
+    source.dispose()
+    engine.dispose()
 
 
 def schema(url: str) -> dict:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        return dict(conn.execute("SELECT name, sql FROM sqlite_master"))
+    """Every table, index and column of the database at ``url``, as it declares them."""
+    path = db.sqlite_path(url)
+    if path is not None:
+        with sqlite3.connect(path) as conn:
+            return dict(conn.execute("SELECT name, sql FROM sqlite_master"))
+    engine = create_engine(url)
+    found = inspect(engine)
+    out = {}
+    for table in found.get_table_names():
+        out[table] = [(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns(table)]
+        out[f"{table} keys"] = (found.get_pk_constraint(table), found.get_foreign_keys(table),
+                                found.get_unique_constraints(table))
+        for index in found.get_indexes(table):
+            out[index["name"]] = (table, index["column_names"], index["unique"])
+    engine.dispose()
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(DATABASES))
-def test_migrations_build_the_models_schema(tmp_path, name):
+def test_migrations_build_the_models_schema(database, name):
     migrations, metadata = DATABASES[name]
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'new.sqlite'}")
+    engine = db.make_engine(database(name))
     db.upgrade(engine, migrations)
+    db.upgrade(engine, migrations)  # again: nothing to do
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    engine.dispose()
 
 
 @pytest.mark.parametrize("name", ["usage", "datasets"])
-def test_a_legacy_database_is_stamped_and_upgraded_with_its_rows(tmp_path, name):
-    url = legacy_copy(tmp_path, name)
+def test_a_legacy_database_is_stamped_and_upgraded_with_its_rows(tmp_path, database, name):
+    url = legacy_copy(tmp_path, name, database)
     migrations, metadata = DATABASES[name]
     before = schema(url)
     engine = db.make_engine(url)
@@ -63,30 +114,37 @@ def test_a_legacy_database_is_stamped_and_upgraded_with_its_rows(tmp_path, name)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()
     # nothing else was created or dropped: the schema of 0.1.0 is revision 0001
     after = schema(url)
     assert {n: sql for n, sql in after.items() if "alembic_version" not in n} == before
 
 
-def test_the_usage_store_opens_a_legacy_database_and_keeps_its_records(tmp_path):
-    store = UsageStore(legacy_copy(tmp_path, "usage"))
+def test_the_usage_store_opens_a_legacy_database_and_keeps_its_records(tmp_path, database):
+    store = UsageStore(legacy_copy(tmp_path, "usage", database))
     rows = store.rows()
     assert [(r.user, r.profile, r.gpus, r.groups) for r in rows] == [
         ("alice", "gpu-a100", 1, ("gpu-residents",)), ("bob", "cpu", 0, ("students",))]
     assert [s.user for s in store.active()] == ["bob"]  # still running
     assert store.gpu_hours(since=0, until=2e9, user="alice") == pytest.approx(2.0)
+    new = store.open("carol", "", [], "cpu", 0, None, 1, 2**30)  # a new record after the old ones
+    assert new == 3 and [s.user for s in store.active(fresh=True)] == ["bob", "carol"]
+    store.engine.dispose()
 
 
-def test_the_datasets_store_opens_a_legacy_database_and_keeps_its_registry(tmp_path):
-    store = DatasetStore(legacy_copy(tmp_path, "datasets"))
+def test_the_datasets_store_opens_a_legacy_database_and_keeps_its_registry(tmp_path, database):
+    store = DatasetStore(legacy_copy(tmp_path, "datasets", database))
     assert [d.name for d in store.datasets()] == ["chest-xray"]
     assert store.get("chest-xray").tags == ["imaging"]
     assert [(g["kind"], g["principal"]) for g in store.grants("chest-xray")] == [("group", "gpu-residents")]
     assert [e["event"] for e in store.audit_events()] == ["add", "grant"]
+    store.grant("chest-xray", actor="steward", users=["alice"])
+    assert [e["event"] for e in store.audit_events()] == ["add", "grant", "grant"]
+    store.engine.dispose()
 
 
-def test_stores_opening_a_new_database_at_once_migrate_it_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'datasets.sqlite'}"
+def test_stores_opening_a_new_database_at_once_migrate_it_once(database):
+    url = database("datasets")
     errors, stores = [], []
 
     def open_store():
@@ -104,6 +162,35 @@ def test_stores_opening_a_new_database_at_once_migrate_it_once(tmp_path):
     with stores[0].engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
         assert "dataset" in inspect(conn).get_table_names()
+    for store in stores:
+        store.engine.dispose()
+
+
+def test_a_postgresql_migration_waits_for_the_advisory_lock(postgres):
+    """upgrade() takes the database's advisory lock: while another session holds it,
+    nothing is migrated."""
+    url = postgres.database("advisory_lock")
+    name = url.rsplit("/", 1)[1]
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    holder = db.make_engine(url)
+    engine = db.make_engine(url)
+    done = threading.Event()
+    with holder.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+        worker = threading.Thread(target=lambda: (db.upgrade(engine, USAGE_MIGRATIONS), done.set()))
+        worker.start()
+        time.sleep(0.5)
+        assert not done.is_set()
+        assert "alembic_version" not in inspect(conn).get_table_names()
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+        conn.commit()
+    worker.join(30)
+    assert done.is_set()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0001"
+    holder.dispose()
+    engine.dispose()
+    postgres.drop(url)
 
 
 def test_sqlite_engines_use_wal_and_foreign_keys(tmp_path):
