@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,40}[a-z0-9])?$")
@@ -32,6 +32,10 @@ class Base(DeclarativeBase):
     pass
 
 
+# 64 bits (sizes in bytes pass 2**31 at 2 GiB); SQLite's INTEGER is 64 bits already
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Dataset(Base):
     __tablename__ = "dataset"
 
@@ -49,8 +53,8 @@ class Dataset(Base):
     source_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # NFS export path, host path, PVC sub-path
     format: Mapped[str] = mapped_column(String(32), default="")
     schema_json: Mapped[str] = mapped_column(Text, default="[]")
-    row_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    size_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    row_count: Mapped[int | None] = mapped_column(BigInt, nullable=True)
+    size_bytes: Mapped[int | None] = mapped_column(BigInt, nullable=True)
     deid_method: Mapped[str] = mapped_column(Text, default="")
     deid_date: Mapped[str] = mapped_column(String(32), default="")
     deid_steward: Mapped[str] = mapped_column(String(255), default="")

@@ -3,12 +3,16 @@ belonged to at launch. Times are UTC epoch seconds."""
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
     pass
+
+
+# 64 bits (memory in bytes passes 2**31 at 2 GiB); SQLite's INTEGER is 64 bits already
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ServerUsage(Base):
@@ -21,7 +25,7 @@ class ServerUsage(Base):
     gpus: Mapped[int] = mapped_column(Integer, default=0)
     gpu_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cpu: Mapped[float] = mapped_column(Float)
-    memory: Mapped[int] = mapped_column(Integer)  # bytes
+    memory: Mapped[int] = mapped_column(BigInt)  # bytes
     started_at: Mapped[float] = mapped_column(Float)
     stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
     groups: Mapped[list[UsageGroup]] = relationship(cascade="all, delete-orphan", lazy="selectin")

@@ -18,15 +18,13 @@ from harness import Studio, free_ports, write_config, write_profiles
 
 from hub_config.datasets import DatasetStore
 
-HEAD = {"usage": "0001", "datasets": "0001", "announcements": "0001"}  # the newest revision of each
+HEAD = {"usage": "0002", "datasets": "0002", "announcements": "0001"}  # the newest revision of each
 
-# 1 GiB: a server of 2 GiB or more cannot be recorded on PostgreSQL yet
-# (tests/unit/test_usage_store.py::test_memory_of_large_servers_is_kept)
 PROFILES = """\
 profiles:
   - slug: small
     display_name: Small
-    resources: {cpu: 1, memory: 1Gi}
+    resources: {cpu: 1, memory: 8Gi}
     access: {everyone: true}
 """
 
@@ -101,7 +99,7 @@ def test_a_studio_on_postgresql_keeps_everything_across_a_restart(tmp_path, post
         assert r.status_code in (201, 202), r.text
         [(usage_id, profile, memory, stopped)] = rows(
             urls["usage"], "SELECT id, profile, memory, stopped_at FROM server_usage WHERE \"user\" = 'alice'")
-        assert (profile, memory, stopped) == ("small", 2**30, None)
+        assert (profile, memory, stopped) == ("small", 8 * 2**30, None)
         assert ("alice", "cohort") in rows(urls["datasets"], "SELECT \"user\", dataset FROM dataset_audit WHERE event = 'mount'")
         listed = until(lambda: service(studio, "datasets", "alice", "datasets").json()["datasets"], "the catalogue", studio)
         assert [d["name"] for d in listed] == ["cohort"]

@@ -253,12 +253,8 @@ def test_names_and_sources_are_checked(store):
     store.add("kube", actor="s", source_kind="nfs", source_server="nfs.lab", source_path="/export/kube")
 
 
-def test_large_datasets_keep_their_size_and_row_count(store, tmp_path, request):
+def test_large_datasets_keep_their_size_and_row_count(store, tmp_path):
     """Sizes of several GiB and billions of rows are stored as they are."""
-    if store.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "dataset.size_bytes and row_count are 32-bit INTEGERs: on PostgreSQL a dataset of 2 GiB or more "
-            "cannot be scanned (the model and a migration must make them BIGINT)")))
     store.add("big", actor="s", path=str(tmp_path))
     report = {"passed": True, "summary": []}
     store.record_scan("big", actor="s", report=report,

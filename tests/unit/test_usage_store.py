@@ -72,12 +72,8 @@ def test_period_hours_of_the_hub_match_the_database(store):
     other.engine.dispose()
 
 
-def test_memory_of_large_servers_is_kept(empty, request):
+def test_memory_of_large_servers_is_kept(empty):
     """Memory is in bytes: the shipped profiles ask for 8 to 128 GiB."""
-    if empty.engine.dialect.name == "postgresql":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "server_usage.memory is a 32-bit INTEGER: on PostgreSQL a server of 2 GiB or more cannot be "
-            "recorded (the model and a migration must make it BIGINT)")))
     empty.open("alice", "", [], "gpu-multi", 2, "a100", 16, 128 * GiB, now=T0)
     assert [r.memory for r in empty.rows()] == [128 * GiB]
 
