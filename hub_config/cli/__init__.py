@@ -1,5 +1,5 @@
 """The ``aistudio`` command: one module per command group (``up``, ``profiles``,
-``usage``, ``datasets``, ``upgrade-db``), sharing the config loading here, one table printer
+``usage``, ``datasets``, ``upgrade-db``, ``backup``/``restore``), sharing the config loading here, one table printer
 (``output``) and one date parser (``dates``)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_config(args, **overrides) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import datasets, profiles, up, upgrade, usage
+    from . import backup, datasets, profiles, up, upgrade, usage
 
     parser = argparse.ArgumentParser(prog="aistudio", description="AI Studio: run the studio and manage its quota profiles.")
     parser.add_argument("--config", help=f"studio config file (default: ./{DEFAULT_CONFIG} if present, else built-in defaults)")
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     usage.add_parser(sub)
     datasets.add_parser(sub, load_config)
     upgrade.add_parser(sub)
+    backup.add_parser(sub)
     return parser
 
 
