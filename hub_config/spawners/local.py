@@ -7,14 +7,18 @@ import hashlib
 import os
 import pwd
 import re
+import resource
 import signal
+import sys
 import time
 
 from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets import Enum, List, Unicode
 
+from ..datasets.mounts import write_as
 from ..gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
+from . import limits
 from .datasets import DatasetsSpawnerMixin
 from .mixin import GPUS_ENV, MAX_RUNTIME_ENV, PROFILE_ENV, ProfileSpawnerMixin
 
@@ -31,6 +35,31 @@ def gpu_allocator(discovery: str, inventory: list, log) -> GPUAllocator:
         )
         _allocators[key] = GPUAllocator(gpus, source)
     return _allocators[key]
+
+
+_mechanism: list = []
+
+RLIMIT_WARNING = """
+************************************************************************
+*  AI Studio cannot enforce servers' memory and CPU limits here:       *
+*  {reason:<66}  *
+*  Only an address-space limit (RLIMIT_AS) guards memory; one          *
+*  member's kernel can still take the machine's memory and CPUs.       *
+************************************************************************
+"""
+
+
+def limits_mechanism(log) -> limits.Mechanism:
+    """How this hub enforces servers' limits, found (and told) once per hub process."""
+    if not _mechanism:
+        mechanism = limits.detect_here()
+        if mechanism.kind == "rlimit":
+            log.warning("%s", mechanism.describe())
+            print(RLIMIT_WARNING.format(reason=mechanism.reason[:66]), file=sys.stderr, flush=True)
+        else:
+            log.info("%s", mechanism.describe())
+        _mechanism.append(mechanism)
+    return _mechanism[0]
 
 
 def system_username(prefix: str, name: str) -> str:
@@ -119,13 +148,102 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
 
     def make_preexec_fn(self, name):
         if self.user_accounts == "system":
-            return super().make_preexec_fn(self.account)
-        home = self.home_dir
+            then = super().make_preexec_fn(self.account)
+        else:
+            home = self.home_dir
+
+            def then():
+                os.chdir(home)
+
+        limit = self._limit_fn()
 
         def preexec():
-            os.chdir(home)
+            limit()  # into the server's cgroup (or under its rlimit) while still root
+            then()
 
         return preexec
+
+    # ------------------------------------------------------------ enforced limits
+
+    @property
+    def limits(self) -> limits.Mechanism:
+        return limits_mechanism(self.log)
+
+    @property
+    def cgroup(self) -> limits.ServerCgroup | None:
+        if self.limits.kind == "rlimit":
+            return None
+        return limits.ServerCgroup(self.limits, limits.cgroup_name(self.user.name, self.name))
+
+    def _limit_fn(self):
+        res = self.launch.resources if self.launch is not None else None
+        if res is None:
+            return lambda: None
+        cgroup = self.cgroup
+        if cgroup is not None:
+            return cgroup.join_fn()
+        cap = limits.rlimit_as(res.memory)
+
+        def rlimit():
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+        return rlimit
+
+    def _enforce_limits(self, res) -> None:
+        """Make the server's cgroup before it starts (a failure falls back to RLIMIT_AS)."""
+        cgroup = self.cgroup
+        if cgroup is not None:
+            try:
+                cgroup.create(res.cpu, res.memory)
+            except OSError as e:
+                self.log.warning("%s: cgroup not made (%s); falling back to RLIMIT_AS", self._log_name, e)
+                _mechanism[:] = [limits.Mechanism("rlimit", reason=f"making a cgroup failed: {e}")]
+        self._oom_seen = cgroup.oom_kills() if cgroup is not None and self.limits.kind != "rlimit" else 0
+        self.report(50, limits.limits_line(self.limits, res.cpu, res.memory))
+
+    async def check_memory_kills(self) -> None:
+        """Tell the member (a notice in their home) and the log when the OOM killer stopped
+        one of the server's processes since the last look."""
+        cgroup = self.cgroup
+        if cgroup is None or self.launch is None:
+            return
+        kills = cgroup.oom_kills()
+        seen = getattr(self, "_oom_seen", None)
+        self._oom_seen = kills
+        if seen is None or kills <= seen:
+            return
+        res, profile = self.launch.resources, self.launch.profile.display_name
+        self.log.warning(
+            "%s: %d process(es) of %s's server stopped by its memory limit of %s (profile %s)",
+            self._log_name, kills - seen, self.user.name, limits.units.human_bytes(res.memory), profile,
+        )
+        try:
+            await write_as(
+                self.account if self.user_accounts == "system" else None,
+                os.path.join(self.home_dir, limits.NOTICE_FILE),
+                limits.notice_text(res.memory, profile),
+            )
+        except Exception as e:
+            self.log.warning("%s: memory-limit notice not written: %s", self._log_name, e)
+
+    async def _watch_memory(self) -> None:
+        while True:
+            await asyncio.sleep(self.memory_watch_interval)
+            try:
+                await self.check_memory_kills()
+            except Exception:
+                self.log.exception("%s: checking memory-limit kills failed", self._log_name)
+
+    memory_watch_interval = 3.0
+
+    def _remove_cgroup(self) -> None:
+        watch = getattr(self, "_memory_watch", None)
+        if watch is not None:
+            watch.cancel()
+            self._memory_watch = None
+        cgroup = self.cgroup if self.user is not None else None
+        if cgroup is not None and not cgroup.remove():
+            self.log.warning("%s: cgroup %s not removed", self._log_name, cgroup.dirs)
 
     def user_env(self, env):
         if self.user_accounts == "system":
@@ -173,6 +291,7 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
                 raise web.HTTPError(409, str(e), reason="No free GPU") from None
             self.report(40, f"GPUs assigned: {', '.join(f'{g.index} ({g.type})' for g in held)}")
         try:
+            self._enforce_limits(res)
             if self.user_accounts == "system":
                 await self.ensure_account()
             else:
@@ -185,7 +304,10 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         except BaseException:
             self.gpus.release(self.owner_key)
             self.end_usage(discard=True)
+            self._remove_cgroup()
             raise
+        if self.cgroup is not None:
+            self._memory_watch = asyncio.ensure_future(self._watch_memory())
         self.report(80, "Waiting for JupyterLab to answer")
         return url
 
@@ -194,9 +316,12 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
             await super().stop(now=now)
         finally:
             self.gpus.release(self.owner_key)
+            self._remove_cgroup()
 
     async def poll(self):
         status = await super().poll()
+        if status is None:
+            await self.check_memory_kills()
         if status is None and self.runtime_exceeded():
             # past the profile's max_runtime: TERM now, KILL if it lingers; a later poll sees it gone
             if not getattr(self, "_runtime_kill_at", None):
