@@ -431,6 +431,7 @@ class AnnouncementsService(StudioService):
     timezone = Unicode("UTC", help="Time zone of new items and of times without one.").tag(config=True, env=ENV_TIMEZONE)
 
     store = Any(help="The store (made from db_url when not given).")
+    openapi_path = str(Path(__file__).parent / "openapi.yaml")
 
     @default("store")
     def _default_store(self):

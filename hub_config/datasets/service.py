@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 
 from tornado import web
@@ -185,11 +186,23 @@ class RequestsHandler(CatalogueHandler):
         user, groups = self.who
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, UnicodeDecodeError):
             raise web.HTTPError(400, "send JSON: {\"dataset\": NAME, \"purpose\": TEXT}") from None
-        if not isinstance(body, dict) or not isinstance(body.get("dataset"), str) or not isinstance(
-                body.get("purpose", ""), str):
+        if not isinstance(body, dict):
             raise web.HTTPError(400, "send JSON: {\"dataset\": NAME, \"purpose\": TEXT}")
+        unknown = sorted(set(body) - {"dataset", "purpose"})
+        if unknown:
+            raise web.HTTPError(400, f"unknown field(s): {', '.join(u[:60] for u in unknown[:5])}; "
+                                     "allowed: dataset, purpose")
+        for field in ("dataset", "purpose"):
+            if field in body and not isinstance(body[field], str):
+                raise web.HTTPError(400, f"{field}: must be text")
+            if "\x00" in body.get(field, ""):
+                raise web.HTTPError(400, f"{field}: must not contain NUL characters")
+        if "dataset" not in body:
+            raise web.HTTPError(400, "dataset: is required (the name of a dataset)")
+        if not re.fullmatch(NAME, body["dataset"]):
+            raise web.HTTPError(404, f"There is no dataset {body['dataset'][:64]!r}")
         try:
             r = self.store.request_access(body["dataset"][:64], user, groups, body.get("purpose", ""))
         except DatasetError as e:
@@ -242,6 +255,16 @@ class DatasetsService(StudioService):
              "protected (JSON)."
     ).tag(config=True, env=ENV_SETTINGS)
     store = Any(help="The registry (made from db_url when not given).")
+    openapi_path = os.path.join(os.path.dirname(__file__), "openapi.yaml")
+
+    def openapi_document(self) -> dict:
+        """The document, with the preview's bounds of this studio."""
+        doc = super().openapi_document()
+        limits = self.catalogue_settings["preview"]
+        for param in doc["paths"]["/api/datasets/{name}/preview"]["get"]["parameters"]:
+            if param.get("name") in ("rows", "max_bytes"):
+                param["schema"]["maximum"] = limits["max_rows" if param["name"] == "rows" else "max_bytes"]
+        return doc
 
     @property
     def catalogue_settings(self) -> dict:

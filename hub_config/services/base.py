@@ -28,6 +28,7 @@ from tornado import ioloop, web
 from tornado.log import enable_pretty_logging
 from traitlets import Bool, Dict, Int, List, Unicode, default
 from traitlets.config import Application
+import yaml
 
 ENV_SERVICE_URL = "JUPYTERHUB_SERVICE_URL"
 ENV_SERVICE_PREFIX = "JUPYTERHUB_SERVICE_PREFIX"
@@ -63,6 +64,7 @@ class StudioService(Application):
     ``launch_instance()``."""
 
     default_port = 8010
+    openapi_path: str | None = None  # the service's OpenAPI document (YAML), served at api/openapi.json
 
     service_url = Unicode(
         help="Where the service listens, as the hub's proxy reaches it (JUPYTERHUB_SERVICE_URL)."
@@ -110,8 +112,18 @@ class StudioService(Application):
         """Extra tornado settings of the service (static files, body size...)."""
         return {}
 
+    def openapi_document(self) -> dict:
+        """The service's OpenAPI document, its server at this service's prefix."""
+        with open(self.openapi_path, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+        doc["servers"] = [{"url": self.service_prefix.rstrip("/")}]
+        return doc
+
     def make_app(self) -> web.Application:
         routes = [(url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler)]
+        if self.openapi_path:
+            body = json.dumps(self.openapi_document(), ensure_ascii=False).encode()
+            routes.append((url_path_join(self.service_prefix, "api/openapi.json"), OpenAPIHandler, {"body": body}))
         for path, handler, kwargs in self.handlers():
             routes.append((url_path_join(self.service_prefix, path), handler, {"service": self, **kwargs}))
         return web.Application(routes, cookie_secret=os.urandom(32), **self.tornado_settings())
@@ -129,6 +141,18 @@ class StudioService(Application):
     def stop(self, signum: int = signal.SIGTERM):
         self.log.info("%s service: %s received, stopping", self.name, signal.Signals(signum).name)
         ioloop.IOLoop.current().stop()
+
+
+class OpenAPIHandler(web.RequestHandler):
+    """The service's OpenAPI document, for anyone (it tells what the API is, no data)."""
+
+    def initialize(self, body: bytes):
+        self.body = body
+
+    def get(self):
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(self.body)
 
 
 class ServiceHandler(HubOAuthenticated, web.RequestHandler):

@@ -77,6 +77,9 @@ class UsageHandler(ServiceHandler):
             "period_gpu_hours": round(self.store.gpu_hours(since=since.timestamp()), 3),
         }
 
+    def wants_json(self) -> bool:
+        return self.request.path.endswith("/api/summary") or super().wants_json()
+
     @web.authenticated
     def get(self, what=""):
         data = self.summary()
@@ -100,6 +103,7 @@ class UsageService(StudioService):
     profiles_dir = Unicode(
         "", help="Folder of the quota profiles, for the groups' caps (empty: none shown)."
     ).tag(config=True, env=ENV_PROFILES)
+    openapi_path = str(Path(__file__).parent / "openapi.yaml")
 
     def handlers(self):
         try:
