@@ -70,6 +70,10 @@ def prepare() -> Config:
     os.chmod(data_dir, 0o700)
     logging.basicConfig(level=logging.INFO)
     log.info("Profiles: %s", ", ".join(p.slug for p in profiles.profiles))
+    if local:  # say at start how servers' memory and CPU limits are enforced (cgroups, else RLIMIT_AS)
+        from .spawners.local import limits_mechanism
+
+        limits_mechanism(log)
     if local and studio_config.user_accounts(cfg) == "shared":
         import getpass
 
