@@ -112,7 +112,10 @@ def parse_time(field: str, value, tz: ZoneInfo) -> datetime | None:
         raise BadInput(f"{field}: {value[:60]!r} is not an ISO 8601 date and time such as 2026-12-01T14:00") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    try:
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00: before the first representable UTC time
+        raise BadInput(f"{field}: {value[:60]!r} is outside the dates the studio can hold") from None
 
 
 def _text(field, value, limit, *, required=False, multiline=False) -> str | None:

@@ -90,10 +90,17 @@ class CatalogueHandler(ServiceHandler):
             raise web.HTTPError(400, f"{name} must be between {lo} and {hi}")
         return value
 
+    def text_arg(self, name: str, limit: int, default: str = "") -> str:
+        """A query argument of at most ``limit`` characters (as the API document says)."""
+        value = self.get_argument(name, default)
+        if value is not None and len(value) > limit:
+            raise web.HTTPError(400, f"{name} must be at most {limit} characters")
+        return value.strip() if value is not None else value
+
     def pick_file(self, ds, what: str) -> tuple[str, dict]:
         """The dataset file named by ?file= (default: its first), checked against the scan's list."""
         entries = {f["path"]: f for f in ds.schema}
-        rel = self.get_argument("file", None) or (ds.schema[0]["path"] if ds.schema else "")
+        rel = self.text_arg("file", 1000, None) or (ds.schema[0]["path"] if ds.schema else "")
         if not ds.path:
             raise web.HTTPError(409, f"{ds.name} is not readable by the catalogue (no path on the hub)")
         try:
@@ -109,7 +116,7 @@ class DatasetsHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, groups = self.who
-        q, tag = self.get_argument("q", "").strip(), self.get_argument("tag", "").strip()
+        q, tag = self.text_arg("q", 200), self.text_arg("tag", 100)
         found = [d for d in self.store.authorised_summaries(user, groups) if _matches(d, q, tag)]
         self.store.audit("list", user, None, count=len(found), q=q, tag=tag)
         self.send_json({"datasets": found, "mount_root": self.cfg["mount_root"]})
@@ -156,7 +163,7 @@ class SnippetHandler(CatalogueHandler):
     @web.authenticated
     def get(self, name):
         ds, _ = self.granted(name, "snippet")
-        rel = self.get_argument("file", None) or (ds.schema[0]["path"] if ds.schema else "")
+        rel = self.text_arg("file", 1000, None) or (ds.schema[0]["path"] if ds.schema else "")
         entries = {f["path"]: f for f in ds.schema}
         if rel not in entries:
             raise web.HTTPError(404, f"{rel[:200]!r} is not a file of {name}")
@@ -170,7 +177,7 @@ class RequestableHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, groups = self.who
-        q, tag = self.get_argument("q", "").strip(), self.get_argument("tag", "").strip()
+        q, tag = self.text_arg("q", 200), self.text_arg("tag", 100)
         found = [d for d in self.store.requestable(user, groups) if _matches(d, q, tag)]
         self.send_json({"datasets": found})
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 from html import escape
 from urllib.parse import urlparse
@@ -119,6 +120,34 @@ class StudioService(Application):
         doc["servers"] = [{"url": self.service_prefix.rstrip("/")}]
         return doc
 
+    def query_parameters(self, method: str, path: str) -> set[str] | None:
+        """The query parameters the OpenAPI document gives the operation at ``path`` (None: not in it)."""
+        if not self.openapi_path:
+            return None
+        if not hasattr(self, "_operations"):
+            doc = self.openapi_document()
+            shared = doc.get("components", {}).get("parameters", {})
+
+            def names(params):
+                for param in params or []:
+                    if "$ref" in param:
+                        param = shared[param["$ref"].rsplit("/", 1)[-1]]
+                    if param.get("in") == "query":
+                        yield param["name"]
+
+            self._operations = []
+            for template, item in doc.get("paths", {}).items():
+                pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)))
+                for verb, op in item.items():
+                    if verb in ("get", "post", "put", "patch", "delete"):
+                        allowed = set(names(item.get("parameters"))) | set(names(op.get("parameters")))
+                        self._operations.append((pattern, verb.upper(), allowed))
+        rest = "/" + path[len(self.service_prefix):].lstrip("/") if path.startswith(self.service_prefix) else path
+        for pattern, verb, allowed in self._operations:
+            if verb == method and pattern.fullmatch(rest):
+                return allowed
+        return None
+
     def make_app(self) -> web.Application:
         routes = [(url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler)]
         if self.openapi_path:
@@ -126,7 +155,8 @@ class StudioService(Application):
             routes.append((url_path_join(self.service_prefix, "api/openapi.json"), OpenAPIHandler, {"body": body}))
         for path, handler, kwargs in self.handlers():
             routes.append((url_path_join(self.service_prefix, path), handler, {"service": self, **kwargs}))
-        return web.Application(routes, cookie_secret=os.urandom(32), **self.tornado_settings())
+        return web.Application(routes, cookie_secret=os.urandom(32), default_handler_class=NotFoundHandler,
+                               default_handler_args={"service": self}, **self.tornado_settings())
 
     def start(self):
         app = self.make_app()
@@ -168,7 +198,8 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self):
         """Look up the caller (token or login cookie) without blocking the event loop; a
-        hub user without the service's access scope gets a 403, nobody at all the login."""
+        hub user without the service's access scope gets a 403, nobody at all the login
+        (pages) or a 401 (API calls)."""
         model = await self.hub_auth.get_user(self, sync=False)
         user = None
         if model:
@@ -178,7 +209,16 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
                 raise web.HTTPError(
                     403, f"{model.get('kind', 'user')} {model['name']} may not use the {self.service.name} service"
                 ) from None
+        if user is None and self.wants_json():
+            # an API call without a token or login: 401 in the API's error format, not the login page
+            raise web.HTTPError(401, "log in to the hub, or send a token: Authorization: token TOKEN")
         self.current_user = user
+        if self.wants_json():  # the API takes the query parameters its document names, no others
+            allowed = self.service.query_parameters(self.request.method, self.request.path)
+            unknown = sorted(set(self.request.query_arguments) - allowed) if allowed is not None else []
+            if unknown:
+                raise web.HTTPError(400, f"unknown query parameter {unknown[0]!r}; this API takes "
+                                         f"{', '.join(sorted(allowed)) or 'none'}")
 
     @property
     def user_name(self) -> str:
@@ -225,13 +265,29 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         if message is None:
             message = exc.log_message if isinstance(exc, web.HTTPError) and exc.log_message else self._reason
         self.clear_header("Content-Type")
+        if status_code == 405:  # say which methods the resource has (RFC 9110)
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         if self.wants_json():
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps({"status": status_code, "message": message}))
         else:
             self.finish(self.error_page(status_code, message))
 
+    def allowed_methods(self) -> list[str]:
+        return [m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+                if getattr(type(self), m.lower()) is not getattr(web.RequestHandler, m.lower())]
+
     def error_page(self, status: int, message: str) -> str:
         """The page a browser gets for an error; services with templates render their own."""
         return (f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>"
                 f'<p><a href="{escape(self.service.hub_url)}">Back to the hub</a></p>')
+
+
+class NotFoundHandler(ServiceHandler):
+    """A path no route of the service has: 404 in the API's format under api/, else a page."""
+
+    async def prepare(self):
+        raise web.HTTPError(404, f"{self.request.path} is not a page or API of the {self.service.name} service")
+
+    def wants_json(self) -> bool:
+        return "/api/" in self.request.path or super().wants_json()

@@ -180,14 +180,17 @@ def test_scopes_checked_on_every_request(ann):
     assert api(ann, "GET", "applications.csv", "bob").status_code == 403
     assert api(ann, "GET", f"api/applications/{app_id}", "carol").status_code == 404  # not hers
     assert api(ann, "GET", "api/applications", "olga").json()["applications"][0]["id"] == app_id
-    # logged out: redirected to the hub's login, never given content
+    # logged out: pages redirect to the hub's login, API calls get a 401; never content
     for path in ("api/items", f"api/items/{call}", "feed.atom", "calendar.ics", f"api/applications/{app_id}", ""):
         r = requests.get(f"{ann.url}{SVC}{path}", timeout=30, allow_redirects=False)
-        assert r.status_code in (302, 403), (path, r.status_code)
+        if path.startswith("api/"):
+            assert r.status_code == 401 and r.json()["status"] == 401, (path, r.status_code)
+        else:
+            assert r.status_code in (302, 403), (path, r.status_code)
         assert "Spring incubation" not in r.text and "Sepsis" not in r.text
         followed = requests.get(f"{ann.url}{SVC}{path}", timeout=30)
         assert "Spring incubation" not in followed.text and "Sepsis" not in followed.text
-    assert requests.post(f"{ann.url}{SVC}api/items", json={"kind": "news", "title": "anon"}, timeout=30).status_code == 403
+    assert requests.post(f"{ann.url}{SVC}api/items", json={"kind": "news", "title": "anon"}, timeout=30).status_code == 401
     api(ann, "DELETE", f"api/items/{draft}", "olga")
     api(ann, "DELETE", f"api/items/{call}", "olga")
 

@@ -136,9 +136,12 @@ def test_usage_page_for_admins_only(crowd_studio):
         crowd = next(g for g in summary["groups"] if g["group"] == "crowd")
         assert (crowd["servers"], crowd["gpus"], crowd["max_gpus"], crowd["by_type"]) == (1, 1, 4, {"a100": 1})
         assert len(summary["daily"]) == 30 and summary["daily"][-1]["gpu_hours"] >= 0
-        # a member is turned away by the hub's own authorization
-        member = studio.session("u01").get(f"{studio.url}/services/usage/api/summary", timeout=30)
+        # a member is turned away by the hub's own authorization (the page's login), and the
+        # API without the service's login or a token answers 401
+        member = studio.session("u01").get(f"{studio.url}/services/usage/", timeout=30)
         assert member.status_code == 403
+        member = studio.session("u01").get(f"{studio.url}/services/usage/api/summary", timeout=30)
+        assert member.status_code == 401 and member.json()["status"] == 401
         assert studio.session("u01").get(f"{studio.url}/hub/spawn", timeout=30).ok
     finally:
         studio.stop_server("u00")
