@@ -32,6 +32,8 @@ import requests
 import yaml
 from harness import REPO, PortTaken, Studio, free_ports
 
+from hub_config.cli.up import services_with_pages, studio_answers
+
 HELM = REPO / ".venv" / "bin" / "helm"
 RELEASE, NAMESPACE = "studio", "aistudio"
 BIN = Path(sys.executable).parent
@@ -179,20 +181,8 @@ class ChartStudio(Studio):
         raise RuntimeError(f"the studio did not answer within {timeout}s:\n{self.log()[-5000:]}")
 
     def answering(self) -> bool:
-        """The hub and every hub-managed service answer through the proxy (the hub starts
-        the services one by one after its API is up)."""
-        try:
-            if requests.get(f"{self.url}/hub/api/", timeout=2).status_code != 200:
-                return False
-            for service in ("usage", "datasets", "announcements"):
-                r = requests.get(f"{self.url}/services/{service}/", timeout=2, allow_redirects=False)
-                # before the service's route exists the proxy sends its path to the hub, which redirects
-                if r.status_code >= 500 or r.status_code == 404 or \
-                        r.headers.get("Location", "").startswith(f"/hub/services/{service}"):
-                    return False
-        except requests.RequestException:
-            return False
-        return True
+        """The hub and every hub-managed service answer through the proxy, as `aistudio up` checks."""
+        return studio_answers(f"{self.url}/", services_with_pages(self.config))
 
     def stop_all(self):
         self.stop()
