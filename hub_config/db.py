@@ -74,38 +74,49 @@ def alembic_config(url: str, migrations: Path) -> Config:
 
 
 @contextlib.contextmanager
-def _migration_lock(engine: Engine, connection):
-    """One migration at a time per database, across processes (the hub, its services and
-    the CLI may open the same database at once): a lock file beside a SQLite database,
-    an advisory lock on PostgreSQL."""
+def _file_lock(engine: Engine):
+    """Beside a SQLite database, a lock file held for the whole migration. It is taken
+    before the first connection: that connection turns a new file into WAL mode, which
+    needs the database to itself and fails at once ("database is locked") rather than
+    waiting while another process migrates it."""
     path = sqlite_path(engine.url.render_as_string(hide_password=False))
-    if path is not None:
-        with open(f"{path}.migrate-lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    if path is None:
+        yield
         return
-    if engine.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(str(engine.url.database).encode()).digest()[:4], "big")
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    with open(f"{path}.migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Engine, connection):
+    """On PostgreSQL, the database's advisory lock held for the whole migration."""
+    if engine.dialect.name != "postgresql":
+        yield
         return
-    yield
+    key = int.from_bytes(hashlib.sha256(str(engine.url.database).encode()).digest()[:4], "big")
+    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+    try:
+        yield
+    finally:
+        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
 
 
 def upgrade(engine: Engine, migrations: Path, *, baseline_table: str | None = None) -> None:
     """``alembic upgrade head`` on ``engine``'s database, with the migrations in ``migrations``.
 
+    One migration at a time per database, across processes (the hub, its services and
+    the CLI may open the same database at once): a lock file beside a SQLite database,
+    an advisory lock on PostgreSQL.
+
     ``baseline_table``: a table of revision 0001. A database that has it but no
     ``alembic_version`` was made before migrations existed: it is stamped at 0001 first.
     """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False), migrations)
-    with engine.connect() as connection, _migration_lock(engine, connection):
+    with _file_lock(engine), engine.connect() as connection, _advisory_lock(engine, connection):
         if connection.in_transaction():
             connection.commit()
         cfg.attributes["connection"] = connection
