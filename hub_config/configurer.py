@@ -22,12 +22,14 @@ from .config import deep_merge
 from .services.spec import Role, ServiceSpec, access_scope, hub_settings
 
 # what every member's server token may do besides reaching the services it uses
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server"]
+# (read:servers: the member's own GPU queue entries, which JupyterLab shows)
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", "read:servers!user"]
 
 
 def new_tokens() -> dict[str, str]:
-    """Fresh API tokens for the services the hub itself calls (new at each start)."""
-    return {"announcements": secrets.token_hex(32)}
+    """Fresh API tokens for the services the hub itself calls (new at each start): the
+    announcements service, and the GPU queue's starts of members' servers."""
+    return {"announcements": secrets.token_hex(32), "queue": secrets.token_hex(32)}
 
 
 def gather(config: dict) -> dict:
@@ -38,11 +40,42 @@ def gather(config: dict) -> dict:
 
     metrics.install(config)
     inputs = {"tokens": new_tokens(), "login": None}
+    install_queue(config, inputs["tokens"]["queue"])
     if config["auth"]["type"] == "oidc":
         from .auth import oidc
 
         inputs["login"] = oidc.setup(config)
     return inputs
+
+
+def install_queue(config: dict, token: str):
+    """The GPU queue in the hub process: free GPUs counted by the allocator in local mode (on
+    Kubernetes the first spawner gives the cluster's count), the policy of the profiles
+    folder, e-mail where SMTP is configured."""
+    import logging
+
+    from . import notifications
+    from .queue import hub as queue_hub
+    from .spawners.mixin import profile_store
+
+    log = logging.getLogger("aistudio.queue")
+    capacity = None
+    if config["mode"] == "local":
+        from .queue.manager import AllocatorCapacity
+        from .spawners.local import gpu_allocator
+
+        def capacity():
+            return AllocatorCapacity(gpu_allocator(config["gpus"]["discovery"], config["gpus"]["inventory"], log))
+
+    hub, profiles_dir = config["hub"], config["profiles_dir"]
+    base = hub["base_url"].rstrip("/") + "/"
+    return queue_hub.install(
+        studio_config.db_url(config, "usage"), lambda: profile_store(profiles_dir, log).current().quotas, capacity,
+        hub_api=f"http://127.0.0.1:{hub['hub_port']}{base}hub/api", token=token,
+        notifier=notifications.notifier_from_config(config),
+        queue_url=(config["notifications"]["public_url"] or f"http://{hub['ip']}:{hub['port']}").rstrip("/")
+        + base + "hub/queue",
+    )
 
 
 def hub_traitlets(config: dict) -> dict:
@@ -116,6 +149,27 @@ def culler_spec(config: dict) -> ServiceSpec | None:
     )
 
 
+def queue_spec(token: str) -> ServiceSpec:
+    """The GPU queue's token (no process, no URL): the hub starts a member's server with it
+    when their reservation arrives and they asked for that."""
+    from .queue.hub import SERVICE
+
+    return ServiceSpec(name=SERVICE, description="Starts members' servers when their GPUs are reserved.",
+                       api_token=token, roles=(Role(SERVICE, ("servers", "read:users"), services=(SERVICE,)),))
+
+
+def queue_traitlets(config: dict) -> dict:
+    """The queue's API and page in the hub, and the notice on every hub page."""
+    from .queue import handlers
+    from .queue.hub import QueueNotices
+
+    return {"JupyterHub": {
+        "extra_handlers": handlers.handlers(),
+        "template_paths": [str(Path(handlers.__file__).parent / "templates")],
+        "template_vars": {"gpu_queue": QueueNotices(config["hub"]["base_url"])},
+    }}
+
+
 def service_specs(config: dict, tokens: dict) -> list[ServiceSpec]:
     """Every hub-managed service the config turns on."""
     from .announcements import service as announcements
@@ -123,7 +177,7 @@ def service_specs(config: dict, tokens: dict) -> list[ServiceSpec]:
     from .usage import service as usage
 
     specs = [usage.spec(config), announcements.spec(config, tokens["announcements"]), culler_spec(config),
-             datasets.spec(config)]
+             datasets.spec(config), queue_spec(tokens["queue"])]
     return [s for s in specs if s is not None]
 
 
@@ -255,7 +309,11 @@ def traitlets_config(config: dict, tokens: dict | None = None, login: dict | Non
     read (``tokens`` left out: fresh ones)."""
     specs = service_specs(config, tokens or new_tokens())
     merged: dict = {}
+    paths: list = []
     for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),
-                 services_traitlets(config, specs), server_traitlets(config, specs)):
+                 services_traitlets(config, specs), server_traitlets(config, specs), queue_traitlets(config)):
+        paths += part.get("JupyterHub", {}).get("template_paths", [])  # every part's templates, not the last one's
         merged = deep_merge(merged, part)
+    if paths:
+        merged["JupyterHub"]["template_paths"] = paths
     return merged

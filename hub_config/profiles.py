@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 
 from . import units
-from .quotas import EMPTY_POLICY, UNLIMITED, QuotaPolicy, parse_limits
+from .quotas import EMPTY_POLICY, UNLIMITED, QueueSettings, QuotaPolicy, parse_limits, parse_queue
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "profiles.schema.json"
 MAX_CHOICES = 256
@@ -561,6 +561,7 @@ class _PolicyBuilder:
         self.groups: dict[str, tuple[str, dict]] = {}
         self.users: dict[str, tuple[str, dict]] = {}
         self.members = None
+        self.queue = None
 
     def add(self, path: str, part: dict, problems: list):
         def twice(entry, first):
@@ -570,6 +571,10 @@ class _PolicyBuilder:
             if self.period and self.period[1] != part["period"]:
                 twice("-", self.period[0])
             self.period = (path, part["period"])
+        if "queue" in part:
+            if self.queue:
+                twice("queue", self.queue[0])
+            self.queue = (path, part["queue"])
         if "members" in part:
             if self.members:
                 twice("members", self.members[0])
@@ -587,6 +592,7 @@ class _PolicyBuilder:
             group_members={g: parse_limits(e["member"]) for g, (_, e) in self.groups.items() if "member" in e},
             users={u: parse_limits(e) for u, (_, e) in self.users.items()},
             members=parse_limits(self.members[1]) if self.members else UNLIMITED,
+            queue=parse_queue(self.queue[1]) if self.queue else QueueSettings(),
         )
 
 

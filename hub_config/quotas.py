@@ -13,6 +13,10 @@ folder; each group or user defined once)::
       users:
         alice: {max_gpus: 8}            # a member's own limits, over those of their groups
       members: {max_servers: 2}         # members of no group listed above
+      queue:                            # members waiting for GPUs (hub_config.queue)
+        order: fair_share               # or: arrival
+        claim_timeout: 10m              # how long a reservation is held for its member
+        priority: {gpu-residents: 1}    # higher goes first; default 0
 
 How rights combine, for a member in several groups: each field of the member
 limits is the most generous among their listed groups (a group that leaves a
@@ -33,6 +37,29 @@ LIMIT_FIELDS = ("max_gpus", "max_gpus_by_type", "max_servers", "max_runtime", "g
 
 class QuotaExceeded(Exception):
     """A launch the policy does not allow now; the message says why and what to do."""
+
+
+class PoolFull(QuotaExceeded):
+    """Refused only because a group's pool is full: waiting in the queue can help."""
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """How members wait for GPUs (``quotas.queue``; see ``hub_config.queue.core``)."""
+
+    enabled: bool = True
+    order: str = "fair_share"  # fair_share: fewer GPU-hours this period first; arrival: first come
+    claim_timeout: int = 600  # seconds a reservation is held
+    priority: dict = field(default_factory=dict)  # group -> int, higher first
+
+
+def parse_queue(raw: dict) -> QueueSettings:
+    return QueueSettings(
+        enabled=raw.get("enabled", True),
+        order=raw.get("order", "fair_share"),
+        claim_timeout=units.parse_duration(raw["claim_timeout"]) if "claim_timeout" in raw else 600,
+        priority=dict(raw.get("priority", {})),
+    )
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,7 @@ class QuotaPolicy:
     group_members: dict = field(default_factory=dict)  # group -> Limits of each member
     users: dict = field(default_factory=dict)  # user -> Limits
     members: Limits = UNLIMITED  # members of no listed group
+    queue: QueueSettings = QueueSettings()
 
     def member_limits(self, user: str, groups) -> Limits:
         listed = [self.group_members[g] for g in sorted(groups) if g in self.group_members]
@@ -149,8 +177,10 @@ def _gpus(servers, gpu_type=None):
 def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[ActiveServer], gpu_hours) -> int | None:
     """Raise :class:`QuotaExceeded` unless a server with ``resources`` may start now.
 
-    ``active`` are the servers running or starting; ``gpu_hours(user=..., group=...)``
-    gives GPU-hours used in the current period. Returns the member's max_runtime.
+    ``active`` are the servers running or starting (and GPUs reserved for others in the
+    queue); ``gpu_hours(user=..., group=...)`` gives GPU-hours used in the current period.
+    Returns the member's max_runtime. The member's own limits and the budgets are checked
+    before the groups' pools, so that :class:`PoolFull` means waiting can help.
     """
     groups = sorted(groups)
     limits = policy.member_limits(user, groups)
@@ -173,23 +203,6 @@ def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[Active
                 f"You use {_gpus(mine, kind)} of your {cap} {unit}s and asked for {gpus} more: "
                 "stop a GPU server, choose fewer GPUs or a CPU profile."
             )
-    for group, pool in policy.pools_of(groups).items():
-        members = [s for s in active if group in s.groups]
-        if pool.max_servers is not None and len(members) + 1 > pool.max_servers:
-            raise QuotaExceeded(
-                f"Group {group} runs {len(members)} of {pool.max_servers} servers: try later."
-            )
-        if not gpus:
-            continue
-        if pool.max_gpus is not None and _gpus(members) + gpus > pool.max_gpus:
-            raise QuotaExceeded(
-                f"Group {group} uses {_gpus(members)} of {pool.max_gpus} GPUs: choose a CPU profile or try later."
-            )
-        cap = pool.max_gpus_by_type.get(kind) if kind else None
-        if cap is not None and _gpus(members, kind) + gpus > cap:
-            raise QuotaExceeded(
-                f"Group {group} uses {_gpus(members, kind)} of {cap} {unit}s: choose a CPU profile or try later."
-            )
     if gpus:
         resets = period_end(policy.period, period_start(policy.period)).strftime("%Y-%m-%d")
         if limits.gpu_hours is not None:
@@ -207,6 +220,23 @@ def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[Active
                         f"Group {group} has used {used:.1f} of its {pool.gpu_hours:g} GPU-hours this {policy.period} "
                         f"(resets {resets}): choose a CPU profile until then."
                     )
+    for group, pool in policy.pools_of(groups).items():
+        members = [s for s in active if group in s.groups]
+        if pool.max_servers is not None and len(members) + 1 > pool.max_servers:
+            raise PoolFull(
+                f"Group {group} runs {len(members)} of {pool.max_servers} servers: try later."
+            )
+        if not gpus:
+            continue
+        if pool.max_gpus is not None and _gpus(members) + gpus > pool.max_gpus:
+            raise PoolFull(
+                f"Group {group} uses {_gpus(members)} of {pool.max_gpus} GPUs: choose a CPU profile or try later."
+            )
+        cap = pool.max_gpus_by_type.get(kind) if kind else None
+        if cap is not None and _gpus(members, kind) + gpus > cap:
+            raise PoolFull(
+                f"Group {group} uses {_gpus(members, kind)} of {cap} {unit}s: choose a CPU profile or try later."
+            )
     return limits.max_runtime
 
 

@@ -9,6 +9,7 @@ when the hub starts; it raises :class:`OIDCSetupError` with a one-line reason.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
@@ -18,8 +19,11 @@ import urllib.request
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
+from traitlets import Unicode
 
 from ..config import StudioConfigError
+from ..config import db_url as studio_db_url
+from ..notifications import AddressBook
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 DISCOVERY_TIMEOUT = 10  # seconds
@@ -94,6 +98,7 @@ def build_traitlets(config: dict, *, discovered: dict | None, client_id: str, cl
         "auth_state_groups_key": f"{GenericOAuthenticator.user_auth_state_key}.{oidc['groups_claim']}",
         "admin_groups": set(oidc["admin_groups"]),
         "admin_users": set(auth["admin_users"]),
+        "contacts_db_url": studio_db_url(config, "usage"),  # the e-mail claim, for notices by mail
     }
     if oidc["allowed_groups"]:
         settings["allowed_groups"] = set(oidc["allowed_groups"])
@@ -187,7 +192,37 @@ def setup(config: dict, environ=os.environ) -> dict:
 
 class StudioOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator whose failed token requests end in a clear error page
-    (OAuthenticator lets them surface as an unexplained 500)."""
+    (OAuthenticator lets them surface as an unexplained 500), and which remembers each
+    member's ``email`` claim at login, where notices by mail find it
+    (``hub_config.notifications``)."""
+
+    contacts_db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the usage database, where the userinfo's email claim is recorded at "
+        "each login (table member_contact) for notices by mail. Empty: addresses are not recorded.",
+    ).tag(config=True)
+
+    _address_book: AddressBook | None = None
+
+    async def run_post_auth_hook(self, handler, auth_model):
+        """After JupyterHub accepted the login (allowed, not blocked): remember the address.
+        A failure to record it is logged; it never refuses the login."""
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        if self.contacts_db_url and auth_model:
+            await self._remember_email(auth_model)
+        return auth_model
+
+    async def _remember_email(self, auth_model: dict) -> None:
+        userinfo = (auth_model.get("auth_state") or {}).get(self.user_auth_state_key) or {}
+        email = userinfo.get("email")
+        if not email or userinfo.get("email_verified") is False:  # an unverified address gets no mail
+            return
+        if self._address_book is None:
+            self._address_book = AddressBook(db_url=self.contacts_db_url)
+        try:
+            await asyncio.to_thread(self._address_book.remember, auth_model["name"], email)
+        except Exception as e:
+            self.log.warning("The e-mail address of %s was not recorded: %s", auth_model["name"], e)
 
     async def get_token_info(self, handler, params):
         try:

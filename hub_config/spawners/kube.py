@@ -11,6 +11,7 @@ from traitlets import Dict, Float, Unicode
 from .. import units
 from ..datasets import mounts as dataset_mounts
 from ..profiles import Launch
+from .capacity import fetch_capacity
 from .datasets import DatasetsSpawnerMixin
 from .mixin import MAX_RUNTIME_ENV, PROFILE_ENV, ProfileSpawnerMixin
 
@@ -143,6 +144,23 @@ class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
         )
         for name, value in settings.items():
             setattr(self, name, value)
+
+    async def gpu_capacity(self) -> dict:
+        """The cluster's GPUs per GPU type, without this hub's own servers
+        (:func:`hub_config.spawners.capacity.gpu_capacity`); raises ``CapacityUnknown``."""
+        return await fetch_capacity(
+            self.api,
+            self.gpu_types,
+            self.gpu_resource_name,
+            namespace=self.namespace,
+            component=self.component_label,
+            base={name: self._configured[name] for name in ("node_selector", "tolerations", "node_affinity_required")},
+        )
+
+    def gpu_capacity_source(self):
+        from ..queue.manager import ClusterCapacity
+
+        return ClusterCapacity(self.gpu_capacity)
 
     async def load_user_options(self):
         """Called by KubeSpawner at start: decide the launch on the hub, then size the pod."""

@@ -125,6 +125,11 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
             return pwd.getpwnam(self.account).pw_dir
         return os.path.join(self.shared_home_root, self.user.name)
 
+    def gpu_capacity_source(self):
+        from ..queue.manager import AllocatorCapacity
+
+        return AllocatorCapacity(self.gpus)
+
     def form_context(self):
         return {"gpu_summary": self.gpus.summary(), "shared_accounts": self.user_accounts == "shared"}
 
@@ -317,6 +322,7 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         finally:
             self.gpus.release(self.owner_key)
             self._remove_cgroup()
+            self.gpus_released()
 
     async def poll(self):
         status = await super().poll()

@@ -21,6 +21,8 @@ from traitlets import Any, HasTraits, Integer, Unicode
 
 from .. import quotas, units
 from ..profiles import Launch, LaunchRejected, ProfileStore
+from ..queue.hub import gpu_queue
+from ..queue.manager import GPUQueue, MoreThanThereAre, MustWait
 from ..usage.store import UsageStore, usage_store
 
 # what a member's server is told of its launch (for the member's own code and the lab extension)
@@ -79,6 +81,17 @@ class ProfileSpawnerMixin(HasTraits):
     def usage(self) -> UsageStore | None:
         return usage_store(self.usage_db_url) if self.usage_db_url else None
 
+    queue_offer = Any(None, allow_none=True, help="The launch last refused because it must wait (the form offers the queue).")
+
+    def gpu_capacity_source(self):
+        """Where free GPUs are counted (local: the allocator; Kubernetes: the cluster)."""
+        return None
+
+    @property
+    def gpu_queue(self) -> GPUQueue:
+        """The hub's GPU queue (one per usage database), its capacity given by the first spawner."""
+        return gpu_queue(self.usage_db_url, lambda: self.profiles.quotas, self.gpu_capacity_source)
+
     def _gpu_hours(self, policy):
         since = quotas.period_start(policy.period).timestamp()
         return lambda user=None, group=None: self.usage.period_gpu_hours(since, user=user, group=group)
@@ -113,10 +126,35 @@ class ProfileSpawnerMixin(HasTraits):
         return _TEMPLATES.get_template("profile_form.html").render(
             allowed=allowed,
             quota_lines=quota_lines,
+            queue=self.queue_previews(allowed),
+            queue_mine=self.gpu_queue.entry_of(self.user.name) if self.usage is not None else None,
+            queue_api=f"{self.hub.base_url}api/queue" if self.hub is not None else "",
+            queue_page=f"{self.hub.base_url}queue" if self.hub is not None else "",
+            server_name=self.name,
             selected=saved if saved in slugs else slugs[0],
             format_duration=units.format_duration,
             **self.form_context(),
         )
+
+    def queue_previews(self, allowed) -> dict:
+        """Per GPU profile that cannot start now (with its default options): why, and the place
+        and estimated wait a member joining the queue would get."""
+        if self.usage is None:
+            return {}
+        out = {}
+        groups = self.user_groups()
+        for item in allowed:
+            if not item.profile.resources.gpus:
+                continue
+            try:
+                launch = self.profiles.resolve(self.user.name, groups, {"profile": item.profile.slug})
+                preview = self.gpu_queue.preview(self.user.name, groups, launch.resources)
+            except Exception:
+                self.log.exception("The queue preview of %s failed", item.profile.slug)
+                continue
+            if preview is not None:
+                out[item.profile.slug] = preview
+        return out
 
     def options_from_form(self, formdata):
         """``{"profile": slug, "<option>": value}`` as KubeSpawner stores it."""
@@ -176,27 +214,44 @@ class ProfileSpawnerMixin(HasTraits):
             )
         quota_runtime = None
         if self.usage is not None:
+            res = launch.resources
             try:
-                quota_runtime = quotas.admit(
-                    profiles.quotas, self.user.name, groups, launch.resources, self.usage.active(),
-                    self._gpu_hours(profiles.quotas),
-                )
+                quota_runtime = self.gpu_queue.admit(self.user.name, groups, res, server_name=self.name)
+            except MustWait as e:
+                self.queue_offer = {"profile": launch.profile.slug, "user_options": chosen, "reason": str(e)}
+                raise web.HTTPError(e.status, f"{e} You can wait in line for it: join the GPU queue from the start page "
+                                    "(or POST /hub/api/queue).",
+                                    reason="Must wait") from None
+            except MoreThanThereAre as e:
+                raise web.HTTPError(409, str(e), reason="Not so many GPUs") from None
             except quotas.QuotaExceeded as e:
                 raise web.HTTPError(429, str(e), reason="Quota exceeded") from None
-            res = launch.resources
             self.usage_id = self.usage.open(
                 self.user.name, self.name, groups, launch.profile.slug, res.gpus, res.gpu_type, res.cpu, res.memory
             )
+        self.queue_offer = None
         self.user_options = chosen
         self.launch = launch
         self.max_runtime = quotas.effective_runtime(launch.max_runtime, quota_runtime)
+        if self.usage_id and self.max_runtime:
+            self.gpu_queue.runtimes[self.usage_id] = self.max_runtime
         return launch
 
     def end_usage(self, *, discard=False) -> None:
         """Close the server's usage record (or drop it: the server never started)."""
         if self.usage_id and self.usage is not None:
             (self.usage.discard if discard else self.usage.close)(self.usage_id)
+            self.gpu_queue.runtimes.pop(self.usage_id, None)
+            self.usage_id = 0
+            self.gpus_released()
         self.usage_id = 0
+
+    def gpus_released(self) -> None:
+        """A server's GPUs are back: the queue may offer them (local mode frees devices first)."""
+        try:
+            self.gpu_queue.rebalance()
+        except Exception:
+            self.log.exception("The GPU queue could not offer freed GPUs")
 
     # ---------------------------------------------------------------- outcome
 
@@ -267,6 +322,8 @@ class ProfileSpawnerMixin(HasTraits):
         super().load_state(state)
         self.max_runtime = state.get("max_runtime")
         self.usage_id = state.get("usage_id", 0)
+        if self.usage_id and self.max_runtime and self.usage_db_url:
+            self.gpu_queue.runtimes[self.usage_id] = self.max_runtime
 
     # ---------------------------------------------------------------- progress
 

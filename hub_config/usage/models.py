@@ -3,7 +3,7 @@ belonged to at launch. Times are UTC epoch seconds."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -44,3 +44,36 @@ class UsageGroup(Base):
 
     usage_id: Mapped[int] = mapped_column(ForeignKey("server_usage.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
+class QueueEntry(Base):
+    """A member waiting for GPUs (``waiting``) or holding a reservation (``reserved``).
+
+    Rows leave the table when the launch they stand for starts, is withdrawn, lapses or
+    is removed by an admin; ``hub_config.queue`` owns their meaning."""
+
+    __tablename__ = "queue_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(255), unique=True)  # one launch in line per member
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    groups: Mapped[str] = mapped_column(String(2000), default="")  # JSON list, at joining
+    profile: Mapped[str] = mapped_column(String(255))
+    user_options: Mapped[str] = mapped_column(String(4000), default="{}")  # JSON, as a spawn takes them
+    gpus: Mapped[int] = mapped_column(Integer)
+    gpu_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    auto_start: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | reserved
+    reserved_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reserved_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class MemberContact(Base):
+    """A member's e-mail address as the identity provider last gave it (notices by mail)."""
+
+    __tablename__ = "member_contact"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    updated_at: Mapped[float] = mapped_column(Float)

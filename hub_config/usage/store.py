@@ -134,6 +134,10 @@ class UsageStore:
         running = self._read_running() if fresh else self._running
         return [r.server for r in running.values()]
 
+    def running_since(self) -> dict[int, tuple[ActiveServer, float]]:
+        """Servers running now, by usage record, with when each started (queue estimates)."""
+        return {i: (r.server, r.started_at) for i, r in self._running.items()}
+
     def period_gpu_hours(self, since: float, *, user: str | None = None, group: str | None = None,
                          now: float | None = None) -> float:
         """GPU-hours since ``since`` (a period start) of one user or group: what budgets are checked against."""

@@ -51,7 +51,8 @@ def test_thirty_concurrent_launches_never_exceed_group_cap(crowd_studio, round_)
     try:
         assert len(started) == 4 and len(refused) == 26, {u: r.status_code for u, r in responses.items()}
         assert {responses[u].json()["message"] for u in refused} == {
-            "Group crowd uses 4 of 4 GPUs: choose a CPU profile or try later."
+            "Group crowd uses 4 of 4 GPUs: choose a CPU profile or try later. You can wait in line for it: "
+            "join the GPU queue from the start page (or POST /hub/api/queue)."
         }
         for user in started:
             studio.wait_ready(user)

@@ -273,6 +273,29 @@ def test_field_selectors(cluster, ns):
         assert "field label not supported" in r.json()["message"]
 
 
+def test_nodes_and_the_unfinished_pods_of_every_namespace_are_listed(cluster, ns):
+    """What the hub reads for the GPU capacity (hub_config/spawners/capacity.py)."""
+    create(cluster, ns, "pods", pod("waiting", nodeSelector=NEVER))
+    create(cluster, ns, "pods", pod("done", command=["python3", "-c", "pass"]))
+    create(cluster, ns, "pods", pod("failed", command=["python3", "-c", "raise SystemExit(3)"]))
+    create(cluster, ns, "pods", pod("running", command=["sleep", "60"]))
+    wait_until(lambda: phase(cluster, ns, "done", "Succeeded") and phase(cluster, ns, "failed", "Failed")
+               and phase(cluster, ns, "running", "Running"), 20, "the pods done, failed and running")
+    r = cluster.api("GET", "/api/v1/pods", params={"fieldSelector": "status.phase!=Succeeded,status.phase!=Failed"})
+    assert r.status_code == 200 and r.json()["kind"] == "PodList", r.text
+    assert names(p for p in r.json()["items"] if p["metadata"]["namespace"] == ns) == ["running", "waiting"]
+    r = cluster.api("GET", "/api/v1/nodes")
+    assert r.status_code == 200 and r.json()["kind"] == "NodeList", r.text
+    nodes = {n["metadata"]["name"]: n for n in r.json()["items"]}
+    assert set(nodes) == {"sim-cpu-1", "sim-gpu-1"}
+    gpu = nodes["sim-gpu-1"]
+    assert gpu["status"]["allocatable"]["nvidia.com/gpu"] == "4"
+    assert gpu["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
+    assert gpu["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    assert {"type": "Ready", "status": "True"}.items() <= gpu["status"]["conditions"][0].items()
+    assert "nvidia.com/gpu" not in nodes["sim-cpu-1"]["status"]["allocatable"]
+
+
 # --------------------------------------------------------------------------- watches, as KubeSpawner's reflector
 
 
