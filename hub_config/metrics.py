@@ -56,6 +56,8 @@ COMPUTED = {
     "aistudio_datasets": ("gauge", "Datasets of the registry by status and by the result of their last scan.",
                           ["status", "scan_status"]),
     "aistudio_dataset_scans": ("counter", "De-identification scans recorded in the registry, by result.", ["result"]),
+    "aistudio_queue_entries": (
+        "gauge", "Launches in the GPU queue by GPU type and state (waiting, reserved).", ["gpu_type", "state"]),
     "aistudio_service_up": (
         "gauge", "1 when the hub service's URL answered its last check (every 30 s), 0 when it did not.", ["service"]),
 }
@@ -177,7 +179,7 @@ class StudioCollector:
         return [_family(name) for name in COMPUTED]
 
     def collect(self):
-        for part in (self._gpus, self._gpu_hours, self._datasets, self._services):
+        for part in (self._gpus, self._gpu_hours, self._datasets, self._queue, self._services):
             try:
                 families = list(part())
             except Exception as e:
@@ -205,6 +207,22 @@ class StudioCollector:
                 devices.add_metric([gpu_type], n_total)
             yield free
             yield devices
+
+    def _queue(self):
+        from .queue.hub import installed
+
+        queue = installed()
+        if queue is None:
+            return
+        counts: dict[tuple, int] = {}
+        for entry in queue.store.entries():
+            key = (entry.gpu_type or ANY_TYPE, entry.state)
+            counts[key] = counts.get(key, 0) + 1
+        self._queue_seen = getattr(self, "_queue_seen", set()) | set(counts)
+        family = _family("aistudio_queue_entries")
+        for key in sorted(self._queue_seen):  # 0 once a line emptied, not a gap
+            family.add_metric(list(key), counts.get(key, 0))
+        yield family
 
     def _gpu_hours(self):
         store, policy = self.state.usage(), self.state.quota_policy()

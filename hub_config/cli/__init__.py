@@ -1,5 +1,5 @@
 """The ``aistudio`` command: one module per command group (``up``, ``profiles``,
-``usage``, ``datasets``, ``upgrade-db``, ``backup``/``restore``), sharing the config loading here, one table printer
+``usage``, ``queue``, ``datasets``, ``upgrade-db``, ``backup``/``restore``), sharing the config loading here, one table printer
 (``output``) and one date parser (``dates``)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_config(args, **overrides) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import backup, datasets, profiles, up, upgrade, usage
+    from . import backup, datasets, profiles, queue, up, upgrade, usage
 
     parser = argparse.ArgumentParser(prog="aistudio", description="AI Studio: run the studio and manage its quota profiles.")
     parser.add_argument("--config", help=f"studio config file (default: ./{DEFAULT_CONFIG} if present, else built-in defaults)")
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(sub)
     profiles.add_parser(sub)
     usage.add_parser(sub)
+    queue.add_parser(sub)
     datasets.add_parser(sub, load_config)
     upgrade.add_parser(sub)
     backup.add_parser(sub)

@@ -8,6 +8,7 @@ import email.policy
 import time
 
 import pytest
+import requests
 from aiosmtpd.controller import Controller
 from harness import PASSWORD, Studio, free_ports, write_config, write_profiles
 
@@ -159,7 +160,19 @@ def test_leaving_and_an_admin_removing_and_who_may_do_what(studio):
         assert studio.api("DELETE", f"/queue/{carol}", user="admin").status_code == 204
         assert queue(studio, "admin") == []
         assert studio.session("bob").get(f"{studio.url}/hub/api/queue", headers={"Authorization": ""}).status_code == 200
-        import requests
         assert requests.get(f"{studio.url}/hub/api/queue", timeout=10).status_code in (401, 403)
+    finally:
+        studio.stop_server("alice")
+
+
+def test_the_queue_is_in_the_hubs_metrics(studio):
+    assert studio.spawn("alice", {"profile": "one-gpu"}).status_code in (201, 202)
+    try:
+        assert studio.session("bob").post(f"{studio.url}/hub/api/queue",
+                                          json={"user_options": {"profile": "one-gpu"}}).status_code == 201
+        scraped = requests.get(f"{studio.url}/hub/metrics", timeout=10,
+                               headers={"Authorization": f"token {studio.token('admin')}"}).text
+        assert 'aistudio_queue_entries{gpu_type="a100",state="waiting"} 1.0' in scraped
+        studio.api("DELETE", f"/queue/{queue(studio, 'bob')[0]['id']}", user="bob")
     finally:
         studio.stop_server("alice")

@@ -194,5 +194,5 @@ def test_hub_config_declares_service_scope_and_roles(tmp_path):
     off = config.deep_merge(studio, {"announcements": {"enabled": False}})
     hub = configurer.traitlets_config(off)["JupyterHub"]
     assert "announcements" not in [s["name"] for s in hub["services"]]
-    assert "custom_scopes" not in hub and "template_vars" not in hub
+    assert "custom_scopes" not in hub and "announcements" not in hub["template_vars"]
     assert all("announcements" not in str(r) for r in hub["load_roles"])

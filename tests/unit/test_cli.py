@@ -70,3 +70,31 @@ def test_bad_studio_config_is_reported(tmp_path):
     (tmp_path / "aistudio.yaml").write_text("hub: {port: -1}\n")
     r = aistudio("--config", str(tmp_path / "aistudio.yaml"), "profiles", "validate")
     assert r.returncode == 1 and "hub.port: -1 is less than the minimum of 1" in r.stderr
+
+
+def test_queue_list_as_table_and_json(tmp_path):
+    from hub_config.queue.manager import GPUQueue
+    from hub_config.quotas import QuotaPolicy
+    from hub_config.usage.store import UsageStore
+
+    data = tmp_path / "data"
+    config = tmp_path / "aistudio.yaml"
+    config.write_text(f"data_dir: {data}\nprofiles_dir: {REPO / 'spawner_profiles'}\n")
+    empty = aistudio("--config", str(config), "queue", "list")
+    assert empty.returncode == 1 and "no usage database yet" in empty.stderr
+    usage = UsageStore(f"sqlite:///{data / 'usage.sqlite'}")
+    usage.open("alice", "", ["gpu-residents"], "gpu-1", 1, "a100", 8, 2**30)
+    queue = GPUQueue(usage, lambda: QuotaPolicy())
+    for user in ("bob", "bea"):
+        queue.store.add(user=user, groups=["students"], server_name="", profile="gpu-1",
+                        user_options={"profile": "gpu-1"}, gpus=1, gpu_type="a100", auto_start=user == "bea")
+    table = aistudio("--config", str(config), "queue", "list")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["GPU", "PLACE", "USER", "LAUNCH", "SINCE", "STATE", "ESTIMATED", "WAIT"]
+    assert lines[1].split()[:4] == ["A100", "1", "bob", "1x"] and "waiting" in lines[1]
+    assert lines[2].split()[:3] == ["A100", "2", "bea"] and "(starts by itself)" in lines[2]
+    listed = json.loads(aistudio("--config", str(config), "queue", "list", "--format", "json").stdout)["entries"]
+    assert [(e["user"], e["place"], e["state"]) for e in listed] == [("bob", 1, "waiting"), ("bea", 2, "waiting")]
+    assert listed[0]["estimated_wait"] > 0  # alice's server holds the A100 for its typical length
+    usage.engine.dispose()

@@ -75,7 +75,7 @@ ALLOWED = {
     "announcements": {"services"},
     "services": set(),
     "auth": {"notifications"},
-    "cli": {"datasets", "usage"},
+    "cli": {"datasets", "usage", "queue"},
 }
 SHARED = {"config", "db", "profiles", "quotas", "gpus", "units", "processes"}
 

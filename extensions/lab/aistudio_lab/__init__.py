@@ -1,9 +1,10 @@
-"""AI Studio's JupyterLab extension: the Datasets panel and the announcements notices.
+"""AI Studio's JupyterLab extension: the Datasets panel, the announcements notices and the
+GPU queue's reservation notices.
 
-The front end (two plugins, built with @jupyter/builder) talks only to the server
+The front end (three plugins, built with @jupyter/builder) talks only to the server
 handlers here (routes.py), which pass its requests on to the hub's services (the
-datasets catalogue, the announcements) with the server's own hub token. Every decision
-is the hub's: this extension adds no data access of its own.
+datasets catalogue, the announcements) or to the hub's own API (the GPU queue) with the
+server's own hub token. Every decision is the hub's: this extension adds no data access of its own.
 """
 
 from .routes import NAMESPACE, setup_routes
@@ -21,7 +22,7 @@ def _jupyter_server_extension_points():
 
 def _load_jupyter_server_extension(server_app):
     setup_routes(server_app.web_app)
-    server_app.log.info(f"aistudio_lab: the Datasets panel's and the announcements' handlers at /{NAMESPACE}/api/")
+    server_app.log.info(f"aistudio_lab: the Datasets panel's, the announcements' and the queue's handlers at /{NAMESPACE}/api/")
 
 
 load_jupyter_server_extension = _load_jupyter_server_extension

@@ -1,4 +1,5 @@
-"""The one forwarder to the hub-side services, asked with this server's own hub token.
+"""The one forwarder to the hub-side services (and the hub's own API), asked with this
+server's own hub token.
 
 The hub gives each server its token (JUPYTERHUB_API_TOKEN) and the addresses of the
 services it may ask; the services check that token, so they answer for the server's

@@ -6,9 +6,10 @@
     POST /aistudio-datasets/api/requests
     GET  /aistudio-datasets/api/info            where the catalogue and the mounts are
     GET  /aistudio-datasets/api/announcements   the current announcements (id, kind, title, updated_at)
+    GET  /aistudio-datasets/api/queue           the member's GPU queue entries and the queue page
 
-The handlers: datasets.py (the catalogue pass-through and the info), announcements.py;
-both ask the hub's services through forward.py.
+The handlers: datasets.py (the catalogue pass-through and the info), announcements.py,
+queue.py (the hub's own API, not a service); all ask the hub through forward.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jupyter_server.utils import url_path_join
 
 from .announcements import AnnouncementsHandler
 from .datasets import PATHS, CatalogueProxy, InfoHandler
+from .queue import QueueHandler
 
 NAMESPACE = "aistudio-datasets"  # the front end and the tests ask these URLs: it stays
 
@@ -27,6 +29,7 @@ def routes(base_url: str) -> list[tuple[str, type]]:
     return [
         (url_path_join(base, "info"), InfoHandler),
         (url_path_join(base, "announcements"), AnnouncementsHandler),
+        (url_path_join(base, "queue"), QueueHandler),
         (url_path_join(base, PATHS), CatalogueProxy),
     ]
 

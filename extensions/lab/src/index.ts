@@ -3,5 +3,6 @@
  */
 import { announcementsPlugin } from './announcements/plugin';
 import { datasetsPlugin } from './datasets/plugin';
+import { queuePlugin } from './queue/plugin';
 
-export default [datasetsPlugin, announcementsPlugin];
+export default [datasetsPlugin, announcementsPlugin, queuePlugin];
