@@ -307,7 +307,7 @@ def spawner_traitlets(config: dict) -> dict:
 def traitlets_config(config: dict, tokens: dict | None = None, login: dict | None = None) -> dict:
     """All traitlets settings for a validated studio config and the inputs :func:`gather`
     read (``tokens`` left out: fresh ones)."""
-    specs = service_specs(config, tokens or new_tokens())
+    specs = service_specs(config, {**new_tokens(), **(tokens or {})})
     merged: dict = {}
     paths: list = []
     for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),

@@ -22,7 +22,7 @@ from tornado import web
 
 from ..profiles import LaunchRejected
 from ..quotas import QuotaExceeded
-from .hub import installed
+from .hub import installed, until_text
 from .manager import MoreThanThereAre
 from .store import AlreadyQueued
 
@@ -123,10 +123,11 @@ class QueuePageHandler(BaseHandler):
         mine = [r for r in rows if r["user"] == user.name]
         lines: dict[str, list] = {}
         for r in rows:
+            r["until"] = until_text(r["reserved_until"]) if r["reserved_until"] else ""
             lines.setdefault((r["gpu_type"] or "GPU").upper(), []).append(r)
         html = await self.render_template(
             "queue.html", user=user, mine=mine, lines=lines if everyone else {}, admin_view=everyone,
-            queue_on=queue is not None and queue.capacity is not None,
+            queue_on=queue is not None and queue.capacity is not None, on_queue_page=True,
         )
         self.finish(html)
 

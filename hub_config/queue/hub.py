@@ -74,7 +74,7 @@ async def _keep_offering(queue: GPUQueue) -> None:
 def reservation_mail(entry: Entry, queue_url: str) -> tuple[str, str]:
     """Subject and body of the e-mail that tells a member their GPUs are reserved."""
     kind = (entry.gpu_type or "GPU").upper()
-    until = time.strftime("%H:%M UTC", time.gmtime(entry.reserved_until or time.time()))
+    until = until_text(entry.reserved_until or time.time())
     subject = f"AI Studio: {entry.gpus}× {kind} reserved for you until {until}"
     if entry.auto_start:
         action = "The studio is starting your server now; it will be ready in your browser in a moment."
@@ -119,6 +119,11 @@ def start_listener(hub_api: str, token: str):
     return start
 
 
+def until_text(moment: float) -> str:
+    """A reservation's end as every page and the e-mail say it: ``14:20:05 UTC``."""
+    return time.strftime("%H:%M:%S UTC", time.gmtime(moment))
+
+
 class QueueNotices:
     """``gpu_queue`` in the hub's templates: a member's place or reservation, for the notice
     on every hub page (``templates/page.html``)."""
@@ -140,7 +145,7 @@ class QueueNotices:
         row = mine[0]
         row["kind"] = (row["gpu_type"] or "GPU").upper()
         if row["reserved_until"]:
-            row["until"] = time.strftime("%H:%M:%S", time.localtime(row["reserved_until"]))
+            row["until"] = until_text(row["reserved_until"])
         row["queue_url"] = self.base_url + "hub/queue"
         return row
 

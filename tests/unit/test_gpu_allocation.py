@@ -20,7 +20,8 @@ def test_three_concurrent_spawns_share_two_gpus(studio):
     try:
         assert len(started) == 2 and len(refused) == 1, {u: (r.status_code, r.text) for u, r in results.items()}
         message = results[refused[0]].json()["message"]
-        assert "Not enough free A100s" in message and "0 of 2 are free" in message
+        assert "No A100 is free for you now" in message and "0 of 2 are free" in message
+        assert "join the GPU queue" in message
         devices = {studio.server_env(u)["CUDA_VISIBLE_DEVICES"] for u in started}
         assert devices == {"0", "1"}
         # a stop frees its device for the one who was refused
