@@ -136,8 +136,17 @@ class GPUQueue:
         :class:`MustWait` (it can), or return the member's max_runtime. A reservation of the
         member's own is used by this launch."""
         self.rebalance()
-        policy = self.policy()
         entries = self.store.entries()
+        runtime = self._decide(user, groups, resources, entries)
+        mine = next((e for e in entries if e.user == user and e.server_name == server_name), None)
+        if mine is not None and (mine.state == RESERVED or core.overlaps(mine.gpu_type, resources.gpu_type)):
+            self.store.remove(mine.id)  # served: its reservation (or its wait) ends with this launch
+            log.info("Queue: %s's entry %s served by a launch", user, mine.id)
+        return runtime
+
+    def _decide(self, user: str, groups, resources, entries: list[Entry]) -> int | None:
+        """:meth:`admit` without its effects: the refusal a launch would get now, if any."""
+        policy = self.policy()
         others = [e for e in entries if e.state == RESERVED and e.user != user]
         active = self.usage.active()
         queueable = bool(resources.gpus) and policy.queue.enabled and self.capacity is not None
@@ -148,26 +157,20 @@ class GPUQueue:
             if queueable:
                 raise MustWait(str(e), 429, resources.gpu_type) from None
             raise
-        if resources.gpus:
-            counts = self._free(resources.gpu_type, active)
-            if counts is not None:
-                free, total = counts
-                unit = (resources.gpu_type or "GPU").upper()
-                if total < resources.gpus:
-                    raise more_than_there_are(total, resources)
-                free -= core.reserved_gpus(entries, resources.gpu_type, besides=user)
-                if free < resources.gpus:
-                    taken = "all reserved for members in the queue" if free + core.reserved_gpus(
-                        entries, resources.gpu_type, besides=user) >= resources.gpus else "in use"
-                    message = (f"No {unit} is free for you now: you asked for {resources.gpus}, "
-                               f"{max(free, 0)} of {total} are free (the others are {taken}).")
-                    if queueable:
-                        raise MustWait(message, 409, resources.gpu_type)
-                    raise quotas.QuotaExceeded(message + " Try again when a server stops.")
-        mine = next((e for e in entries if e.user == user and e.server_name == server_name), None)
-        if mine is not None and (mine.state == RESERVED or core.overlaps(mine.gpu_type, resources.gpu_type)):
-            self.store.remove(mine.id)  # served: its reservation (or its wait) ends with this launch
-            log.info("Queue: %s's entry %s served by a launch", user, mine.id)
+        counts = self._free(resources.gpu_type, active) if resources.gpus else None
+        if counts is None:
+            return runtime
+        free, total = counts
+        if total < resources.gpus:
+            raise more_than_there_are(total, resources)
+        held = core.reserved_gpus(entries, resources.gpu_type, besides=user)
+        if free - held < resources.gpus:
+            taken = "all reserved for members in the queue" if free >= resources.gpus else "in use"
+            message = (f"No {(resources.gpu_type or 'GPU').upper()} is free for you now: you asked for "
+                       f"{resources.gpus}, {max(free - held, 0)} of {total} are free (the others are {taken}).")
+            if queueable:
+                raise MustWait(message, 409, resources.gpu_type)
+            raise quotas.QuotaExceeded(message + " Try again when a server stops.")
         return runtime
 
     # ------------------------------------------------------------ joining and leaving
@@ -182,7 +185,7 @@ class GPUQueue:
         if not policy.queue.enabled or self.capacity is None:
             raise quotas.QuotaExceeded("The GPU queue is turned off here (quotas.queue.enabled).")
         try:
-            self.admit_dry(user, groups, resources)
+            self._decide(user, groups, resources, self.store.entries())
         except MustWait:
             pass
         entry = self.store.add(user=user, groups=groups, server_name=server_name, profile=profile,
@@ -191,23 +194,6 @@ class GPUQueue:
         log.info("Queue: %s joined for %s× %s (%s)", user, resources.gpus, resources.gpu_type or "GPU", profile)
         self.rebalance()
         return entry
-
-    def admit_dry(self, user: str, groups, resources) -> None:
-        """:meth:`admit`'s refusals without its effects: raises what a launch would get now."""
-        policy = self.policy()
-        entries = self.store.entries()
-        others = [e.as_active() for e in entries if e.state == RESERVED and e.user != user]
-        try:
-            quotas.admit(policy, user, groups, resources, self.usage.active() + others, self._gpu_hours(policy))
-        except quotas.PoolFull as e:
-            raise MustWait(str(e), 429, resources.gpu_type) from None
-        counts = self._free(resources.gpu_type, self.usage.active())
-        if counts is not None:
-            free, total = counts
-            if total < resources.gpus:
-                raise more_than_there_are(total, resources)
-            if free - core.reserved_gpus(entries, resources.gpu_type, besides=user) < resources.gpus:
-                raise MustWait("No GPU free now", 409, resources.gpu_type)
 
     def leave(self, entry_id: int) -> bool:
         gone = self.store.remove(entry_id)
@@ -287,20 +273,16 @@ class GPUQueue:
         self._history = (now, lengths)
         return lengths
 
-    def view(self, now: float | None = None) -> list[dict]:
-        """Every entry with its place and estimated wait (seconds), in serving order per line."""
-        now = time.time() if now is None else now
+    def _places_and_waits(self, entries: list[Entry], now: float) -> tuple[dict, dict]:
+        """Each entry's place in its line and estimated wait in seconds (reservations: 0)."""
         policy = self.policy()
-        entries = self.store.entries()
         used = self._used(entries, policy)
-        places = core.places(entries, used, policy.queue)
         waits: dict[int, float | None] = {}
         active = self.usage.active()
         running_by_usage = self.usage.running_since()
         typical_by_type = self._typical(now)
         for line in sorted({e.line for e in entries}):
             gpu_type = line or None
-            reserved = [e for e in entries if e.state == RESERVED and e.line == line]
             waiting = [e for e in core.ordered(entries, used, policy.queue) if e.line == line]
             counts = self._free(gpu_type, active) or (0, 0)
             free = counts[0] - core.reserved_gpus(entries, gpu_type)
@@ -310,8 +292,13 @@ class GPUQueue:
             typical = typical_by_type.get(line, core.DEFAULT_SESSION)
             estimates = core.estimate_waits([e.gpus for e in waiting], max(free, 0), running, typical, now)
             waits.update({e.id: w for e, w in zip(waiting, estimates)})
-            for e in reserved:
-                waits[e.id] = 0.0
+            waits.update({e.id: 0.0 for e in entries if e.state == RESERVED and e.line == line})
+        return core.places(entries, used, policy.queue), waits
+
+    def view(self, now: float | None = None) -> list[dict]:
+        """Every entry with its place and estimated wait (seconds), in serving order per line."""
+        entries = self.store.entries()
+        places, waits = self._places_and_waits(entries, time.time() if now is None else now)
         rows = []
         for e in sorted(entries, key=lambda e: (e.line, e.state != RESERVED, places.get(e.id, 0))):
             rows.append({
@@ -326,26 +313,16 @@ class GPUQueue:
     def preview(self, user: str, groups, resources) -> dict | None:
         """For the spawn form: None when the launch could start now; else why not, whether
         it may wait, and the place and estimated wait it would get if it joined now."""
+        entries = self.store.entries()
         try:
-            self.admit_dry(user, groups, resources)
+            self._decide(user, groups, resources, entries)
         except MustWait as e:
-            policy = self.policy()
-            entries = [x for x in self.store.entries() if x.user != user]
-            ghost = Entry(id=10**12, user=user, groups=tuple(groups), gpus=resources.gpus,
-                          gpu_type=resources.gpu_type, joined_at=time.time())
-            used = self._used(entries + [ghost], policy)
-            place = core.places(entries + [ghost], used, policy.queue).get(ghost.id)
-            waiting = [x for x in core.ordered(entries + [ghost], used, policy.queue) if x.line == ghost.line]
-            active = self.usage.active()
-            counts = self._free(resources.gpu_type, active) or (0, 0)
-            running = [core.Running(s.gpus, started, self.runtimes.get(uid))
-                       for uid, (s, started) in self.usage.running_since().items()
-                       if s.gpus and core.overlaps(s.gpu_type, resources.gpu_type)]
-            free = max(counts[0] - core.reserved_gpus(entries, resources.gpu_type), 0)
-            waits = core.estimate_waits([x.gpus for x in waiting], free, running,
-                                        self._typical(time.time()).get(ghost.line, core.DEFAULT_SESSION), time.time())
-            wait = waits[[x.id for x in waiting].index(ghost.id)]
-            return {"queueable": True, "reason": str(e), "place": place, "estimated_wait": wait,
+            now = time.time()
+            ghost = Entry(id=-1, user=user, groups=tuple(groups), gpus=resources.gpus,
+                          gpu_type=resources.gpu_type, joined_at=now)
+            places, waits = self._places_and_waits([x for x in entries if x.user != user] + [ghost], now)
+            wait = waits.get(ghost.id)
+            return {"queueable": True, "reason": str(e), "place": places.get(ghost.id), "estimated_wait": wait,
                     "estimate": core.describe_wait(wait)}
         except quotas.QuotaExceeded as e:
             return {"queueable": False, "reason": str(e)}

@@ -152,3 +152,18 @@ def test_refusals_waiting_cannot_help_are_not_queued_with_the_same_messages(data
     with pytest.raises(quotas.QuotaExceeded, match="Only GPU launches wait in line"):
         lab.queue.join("dan", (), Wanted(0, None), server_name="", profile="cpu", user_options={})
     assert lab.queue.store.entries() == []
+
+
+def test_the_forms_preview_says_why_and_the_place_a_member_would_get(database):
+    lab = Lab(database("usage"))
+    assert lab.queue.preview("alice", (), ONE) is None  # it can start now
+    lab.start("alice")
+    lab.queue.join("bob", (), ONE, server_name="", profile="gpu-1", user_options={})
+    offer = lab.queue.preview("carol", (), ONE)
+    assert offer["queueable"] and offer["place"] == 2 and offer["reason"].startswith("No A100 is free for you now")
+    assert offer["estimated_wait"] > [r for r in lab.queue.view() if r["user"] == "bob"][0]["estimated_wait"]
+    assert lab.queue.preview("carol", (), Wanted(2, "a100")) == {
+        "queueable": False, "reason": "There are 1 A100s in all and you asked for 2: choose fewer GPUs or another profile."}
+    lab.policy = QuotaPolicy(queue=QueueSettings(enabled=False))
+    off = lab.queue.preview("carol", (), ONE)
+    assert not off["queueable"] and off["reason"].endswith("Try again when a server stops.")

@@ -53,6 +53,9 @@ def default_images(python_env: Path) -> dict:
     The image's file system is this machine's, less its homes and data folders (empty_dirs)."""
     env = python_env.resolve()
     host_dirs = [str(env)] if os.stat(env).st_dev != os.stat("/").st_dev else []
+    # a pod's /tmp is its own: an environment reached through /tmp (a checkout there) is shown as well
+    host_dirs += [str(p) for p in dict.fromkeys((python_env.absolute(), env))
+                  if str(p).startswith("/tmp/") and str(p) not in host_dirs]
     return {"*": {"command": [str(env / "bin" / "jupyterhub-singleuser")], "user": 1000,
                   "working_dir": "/home/jovyan", "host_dirs": host_dirs,
                   "empty_dirs": ["/home", "/datasets", "/srv", "/mnt", "/media", "/root"],
