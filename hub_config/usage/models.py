@@ -28,6 +28,9 @@ class ServerUsage(Base):
     memory: Mapped[int] = mapped_column(BigInt)  # bytes
     started_at: Mapped[float] = mapped_column(Float)
     stopped_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    # mean utilisation (0-100) of the server's GPUs over the samples taken while it ran
+    gpu_util_mean: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpu_util_samples: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     groups: Mapped[list[UsageGroup]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
     __table_args__ = (Index("ix_server_usage_user_started", "user", "started_at"),)
@@ -77,3 +80,16 @@ class MemberContact(Base):
     user: Mapped[str] = mapped_column(String(255), primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class RuntimeExtension(Base):
+    """A member's extension of a running server's run-time limit (quota ``extend_by``)."""
+
+    __tablename__ = "runtime_extension"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    usage_id: Mapped[int] = mapped_column(ForeignKey("server_usage.id", ondelete="CASCADE"), index=True)
+    user: Mapped[str] = mapped_column(String(255))
+    at: Mapped[float] = mapped_column(Float)
+    seconds: Mapped[int] = mapped_column(Integer)
+    new_limit: Mapped[int] = mapped_column(Integer)  # the server's run-time limit after it, seconds

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from .. import db
 from ..quotas import ActiveServer
-from .models import ServerUsage, UsageGroup
+from .models import RuntimeExtension, ServerUsage, UsageGroup
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -40,6 +40,8 @@ class UsageRow:
     memory: int
     started_at: float
     stopped_at: float | None
+    gpu_util_mean: float | None = None  # 0-100, None: never sampled
+    usage_id: int = 0
 
 
 def _least(a, b):
@@ -100,6 +102,28 @@ class UsageStore:
             hours = running.server.gpus * max(stopped - max(running.started_at, self._period), 0) / 3600
             for key in [("user", running.server.user)] + [("group", g) for g in running.server.groups]:
                 self._closed_hours[key] = self._closed_hours.get(key, 0.0) + hours
+
+    def add_gpu_sample(self, usage_id: int, utilisation: float) -> None:
+        """One sample (0-100) of a running server's GPU utilisation, into its running mean."""
+        with Session(self.engine) as s, s.begin():
+            row = s.get(ServerUsage, usage_id)
+            if row is None:
+                return
+            n = row.gpu_util_samples or 0
+            row.gpu_util_mean = ((row.gpu_util_mean or 0.0) * n + utilisation) / (n + 1)
+            row.gpu_util_samples = n + 1
+
+    def record_extension(self, usage_id: int, user: str, seconds: int, new_limit: int, now: float | None = None) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.add(RuntimeExtension(usage_id=usage_id, user=user, seconds=seconds, new_limit=new_limit,
+                                   at=time.time() if now is None else now))
+
+    def extensions(self, usage_id: int) -> list[RuntimeExtension]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(RuntimeExtension).where(RuntimeExtension.usage_id == usage_id)
+                             .order_by(RuntimeExtension.id)).all()
+            s.expunge_all()
+            return list(rows)
 
     def discard(self, usage_id: int) -> None:
         """Forget a launch that never started a server."""
@@ -192,7 +216,7 @@ class UsageStore:
         with Session(self.engine) as s:
             return [
                 UsageRow(r.user, r.server_name, r.group_names, r.profile, r.gpus, r.gpu_type, r.cpu, r.memory,
-                         r.started_at, r.stopped_at)
+                         r.started_at, r.stopped_at, r.gpu_util_mean, r.id)
                 for r in s.scalars(query).all()
             ]
 

@@ -52,12 +52,12 @@ def test_the_previous_releases_databases_are_upgraded_with_their_rows(tmp_path):
     out = upgrade_db(config)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("usage: ") and "upgraded from a database made before migrations to 0003" in lines[0]
+    assert lines[0].startswith("usage: ") and "upgraded from a database made before migrations to 0004" in lines[0]
     assert lines[1].startswith("datasets: ") and "made before migrations" in lines[1]
     assert lines[2].startswith("announcements: ") and "upgraded from new to" in lines[2]
     assert lines[3].startswith("hub: ") and "jupyterhub upgrade-db" in lines[3]
     assert out.stderr == ""
-    assert revision(f"sqlite:///{data / 'usage.sqlite'}") == "0003"
+    assert revision(f"sqlite:///{data / 'usage.sqlite'}") == "0004"
     assert revision(f"sqlite:///{data / 'datasets.sqlite'}") == "0002"
     usage = UsageStore(f"sqlite:///{data / 'usage.sqlite'}")
     assert [r.user for r in usage.rows()] == ["alice", "bob"]
