@@ -68,6 +68,9 @@ def resolve_paths(config: dict, base_dir: Path) -> dict:
     config["profiles_dir"] = absolute(config["profiles_dir"])
     if config["local"].get("python_env"):
         config["local"]["python_env"] = absolute(config["local"]["python_env"])
+    idle = (config.get("lifecycle") or {}).get("gpu_idle") or {}
+    if idle.get("file"):
+        idle["file"] = absolute(idle["file"])
     datasets = config.get("datasets") or {}
     datasets["manifests"] = [absolute(m) for m in datasets.get("manifests", [])]
     if (datasets.get("demo") or {}).get("files_dir"):

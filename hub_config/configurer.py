@@ -22,14 +22,15 @@ from .config import deep_merge
 from .services.spec import Role, ServiceSpec, access_scope, hub_settings
 
 # what every member's server token may do besides reaching the services it uses
-# (read:servers: the member's own GPU queue entries, which JupyterLab shows)
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", "read:servers!user"]
+# (read:servers: the member's own GPU queue entries, which JupyterLab shows,
+# and their server's run time, which they may extend from JupyterLab: servers!server)
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", "read:servers!user", "servers!server"]
 
 
 def new_tokens() -> dict[str, str]:
     """Fresh API tokens for the services the hub itself calls (new at each start): the
     announcements service, and the GPU queue's starts of members' servers."""
-    return {"announcements": secrets.token_hex(32), "queue": secrets.token_hex(32)}
+    return {"announcements": secrets.token_hex(32), "queue": secrets.token_hex(32), "lifecycle": secrets.token_hex(32)}
 
 
 def gather(config: dict) -> dict:
@@ -41,6 +42,7 @@ def gather(config: dict) -> dict:
     metrics.install(config)
     inputs = {"tokens": new_tokens(), "login": None}
     install_queue(config, inputs["tokens"]["queue"])
+    install_lifecycle(config, inputs["tokens"]["lifecycle"])
     if config["auth"]["type"] == "oidc":
         from .auth import oidc
 
@@ -78,6 +80,39 @@ def install_queue(config: dict, token: str):
     )
 
 
+def gpu_sampler(config: dict):
+    """Where the hub reads servers' GPU utilisation (``lifecycle.gpu_idle``), or None."""
+    from .lifecycle import samplers
+
+    idle = config["lifecycle"]["gpu_idle"]
+    source = idle["source"]
+    if source == "auto":
+        source = "nvml" if config["mode"] == "local" else ("dcgm" if idle["dcgm_urls"] else "none")
+    if source == "nvml":
+        return samplers.NVMLSampler()
+    if source == "dcgm":
+        return samplers.DCGMSampler(idle["dcgm_urls"])
+    if source == "file":
+        return samplers.FileSampler(idle["file"])
+    return None
+
+
+def install_lifecycle(config: dict, token: str):
+    """The loop that warns before run-time stops, samples GPUs and stops idle ones."""
+    from . import notifications
+    from .lifecycle import hub as lifecycle_hub
+
+    hub, life = config["hub"], config["lifecycle"]
+    base = hub["base_url"].rstrip("/") + "/"
+    return lifecycle_hub.install(lifecycle_hub.Lifecycle(
+        warn_before=life["warn_before"], every=life["every"], sampler=gpu_sampler(config),
+        sample_every=life["gpu_idle"]["every"], notifier=notifications.notifier_from_config(config),
+        hub_api=f"http://127.0.0.1:{hub['hub_port']}{base}hub/api", token=token,
+        public_url=(config["notifications"]["public_url"] or f"http://{hub['ip']}:{hub['port']}").rstrip("/")
+        + base + "hub/home",
+    ))
+
+
 def hub_traitlets(config: dict) -> dict:
     hub, data = config["hub"], Path(config["data_dir"])
     return {
@@ -91,6 +126,8 @@ def hub_traitlets(config: dict) -> dict:
             "cookie_secret_file": str(data / "jupyterhub_cookie_secret"),
             "pid_file": str(data / "jupyterhub.pid"),
             "cleanup_servers": hub["stop_servers_on_exit"],
+            # several servers per member (one CPU, one GPU...): quotas' max_servers caps them
+            "allow_named_servers": True,
             "cleanup_proxy": True,
         }
     }
@@ -149,6 +186,14 @@ def culler_spec(config: dict) -> ServiceSpec | None:
     )
 
 
+def lifecycle_spec(token: str) -> ServiceSpec:
+    """The token (no process, no URL) the hub stops servers with when their GPUs stay idle."""
+    from .lifecycle.hub import SERVICE
+
+    return ServiceSpec(name=SERVICE, description="Stops servers whose GPUs stayed idle past their profile's policy.",
+                       api_token=token, roles=(Role(SERVICE, ("servers", "read:users"), services=(SERVICE,)),))
+
+
 def queue_spec(token: str) -> ServiceSpec:
     """The GPU queue's token (no process, no URL): the hub starts a member's server with it
     when their reservation arrives and they asked for that."""
@@ -158,15 +203,19 @@ def queue_spec(token: str) -> ServiceSpec:
                        api_token=token, roles=(Role(SERVICE, ("servers", "read:users"), services=(SERVICE,)),))
 
 
-def queue_traitlets(config: dict) -> dict:
-    """The queue's API and page in the hub, and the notice on every hub page."""
-    from .queue import handlers
+def hub_pages_traitlets(config: dict) -> dict:
+    """The hub's own additions: the queue's API and page, servers' run time and extension,
+    the notices on every hub page and the servers on the home page."""
+    from .lifecycle import handlers as lifecycle
+    from .lifecycle.hub import ServerNotices
+    from .queue import handlers as queue
     from .queue.hub import QueueNotices
 
     return {"JupyterHub": {
-        "extra_handlers": handlers.handlers(),
-        "template_paths": [str(Path(handlers.__file__).parent / "templates")],
-        "template_vars": {"gpu_queue": QueueNotices(config["hub"]["base_url"])},
+        "extra_handlers": queue.handlers() + lifecycle.handlers(),
+        "template_paths": [str(Path(m.__file__).parent / "templates") for m in (queue, lifecycle)],
+        "template_vars": {"gpu_queue": QueueNotices(config["hub"]["base_url"]),
+                          "studio_servers": ServerNotices(config["lifecycle"]["warn_before"])},
     }}
 
 
@@ -177,7 +226,7 @@ def service_specs(config: dict, tokens: dict) -> list[ServiceSpec]:
     from .usage import service as usage
 
     specs = [usage.spec(config), announcements.spec(config, tokens["announcements"]), culler_spec(config),
-             datasets.spec(config), queue_spec(tokens["queue"])]
+             datasets.spec(config), queue_spec(tokens["queue"]), lifecycle_spec(tokens["lifecycle"])]
     return [s for s in specs if s is not None]
 
 
@@ -311,7 +360,7 @@ def traitlets_config(config: dict, tokens: dict | None = None, login: dict | Non
     merged: dict = {}
     paths: list = []
     for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),
-                 services_traitlets(config, specs), server_traitlets(config, specs), queue_traitlets(config)):
+                 services_traitlets(config, specs), server_traitlets(config, specs), hub_pages_traitlets(config)):
         paths += part.get("JupyterHub", {}).get("template_paths", [])  # every part's templates, not the last one's
         merged = deep_merge(merged, part)
     if paths:

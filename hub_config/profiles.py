@@ -137,6 +137,7 @@ class Profile:
     everyone: bool = False
     max_runtime: int | None = None  # seconds
     options: dict = field(default_factory=dict)  # name -> Option
+    gpu_idle: tuple | None = None  # (threshold %, seconds): stop a server whose GPUs stay that idle that long
 
     def access_groups(self, username: str, groups) -> set | None:
         """Groups through which ``username`` may launch this profile.
@@ -469,6 +470,8 @@ def _build_profile(path: str, index: int, raw: dict, problems: list) -> Profile 
         users=frozenset(access.get("users", ())),
         everyone=access.get("everyone", False),
         max_runtime=units.parse_duration(raw["max_runtime"]) if "max_runtime" in raw else None,
+        gpu_idle=(float(raw["gpu_idle"]["threshold"]), units.parse_duration(raw["gpu_idle"]["after"]))
+        if "gpu_idle" in raw else None,
         options=options,
     )
 

@@ -32,7 +32,8 @@ from datetime import datetime, timedelta, timezone
 
 from . import units
 
-LIMIT_FIELDS = ("max_gpus", "max_gpus_by_type", "max_servers", "max_runtime", "gpu_hours")
+LIMIT_FIELDS = ("max_gpus", "max_gpus_by_type", "max_servers", "max_runtime", "gpu_hours", "extend_by",
+                "max_extensions")
 
 
 class QuotaExceeded(Exception):
@@ -69,14 +70,17 @@ class Limits:
     max_servers: int | None = None
     max_runtime: int | None = None  # seconds
     gpu_hours: float | None = None
+    extend_by: int | None = None  # seconds one extension of a running server adds (None: no extensions)
+    max_extensions: int | None = None  # extensions per server (None with extend_by: 1)
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) in (None, {}) for f in fields(self))
 
     def as_dict(self) -> dict:
         out = {f: getattr(self, f) for f in LIMIT_FIELDS if getattr(self, f) not in (None, {})}
-        if "max_runtime" in out:
-            out["max_runtime"] = units.format_duration(out["max_runtime"])
+        for key in ("max_runtime", "extend_by"):
+            if key in out:
+                out[key] = units.format_duration(out[key])
         return out
 
 
@@ -91,6 +95,8 @@ def parse_limits(raw: dict) -> Limits:
         max_servers=raw.get("max_servers"),
         max_runtime=units.parse_duration(raw["max_runtime"]) if "max_runtime" in raw else None,
         gpu_hours=raw.get("gpu_hours"),
+        extend_by=units.parse_duration(raw["extend_by"]) if "extend_by" in raw else None,
+        max_extensions=raw.get("max_extensions"),
     )
 
 
@@ -113,6 +119,9 @@ def most_generous(limits: list[Limits]) -> Limits:
         max_servers=loosest([lim.max_servers for lim in limits]),
         max_runtime=loosest([lim.max_runtime for lim in limits]),
         gpu_hours=loosest([lim.gpu_hours for lim in limits]),
+        # extensions: a group that allows none leaves the others' (unset means "none", not "unlimited")
+        extend_by=max((lim.extend_by for lim in limits if lim.extend_by), default=None),
+        max_extensions=max((lim.max_extensions for lim in limits if lim.max_extensions is not None), default=None),
     )
 
 

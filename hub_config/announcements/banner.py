@@ -1,4 +1,4 @@
-"""The banner on the hub's home page, rendered by the hub (``templates/hub/home.html`` here).
+"""The banner on the hub's home page, rendered by the hub (``templates/hub/announcements_banner.html``, which the home page of ``lifecycle/templates/home.html`` includes).
 
 The hub asks the service's JSON API over loopback with the service's own API token
 (a role lets the service reach itself), keeps the answer a few seconds, and passes
@@ -82,7 +82,7 @@ HUB_TEMPLATES = Path(__file__).parent / "templates" / "hub"
 
 
 def hub_pages(config: dict, spec) -> dict:
-    """The hub's settings that put the banner on its home page: our ``home.html`` and the
+    """The hub's settings that put the banner on its home page: our banner template and the
     :class:`Banner` it renders, which asks the service with the service's own token."""
     prefix = config["hub"]["base_url"].rstrip("/") + f"/services/{spec.name}/"
     return {

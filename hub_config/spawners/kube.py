@@ -157,6 +157,9 @@ class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
             base={name: self._configured[name] for name in ("node_selector", "tolerations", "node_affinity_required")},
         )
 
+    def gpu_target(self) -> dict:
+        return {"pod": self.pod_name, "namespace": self.namespace}
+
     def gpu_capacity_source(self):
         from ..queue.manager import ClusterCapacity
 

@@ -130,6 +130,12 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
 
         return AllocatorCapacity(self.gpus)
 
+    def held_gpus(self) -> int:
+        return len(self.gpus.held_by(self.owner_key))
+
+    def gpu_target(self) -> dict:
+        return {"devices": tuple(g.visible_id for g in self.gpus.held_by(self.owner_key))}
+
     def form_context(self):
         return {"gpu_summary": self.gpus.summary(), "shared_accounts": self.user_accounts == "shared"}
 

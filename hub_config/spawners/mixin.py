@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jinja2
 from tornado import web
-from traitlets import Any, HasTraits, Integer, Unicode
+from traitlets import Any, HasTraits, Integer, Unicode, default
 
 from .. import quotas, units
 from ..profiles import Launch, LaunchRejected, ProfileStore
@@ -283,6 +283,68 @@ class ProfileSpawnerMixin(HasTraits):
     # ---------------------------------------------------------------- run time
 
     max_runtime = Any(None, allow_none=True, help="Seconds the current server may run (from its profile).")
+    runtime_warned = Any(help="Warning points (seconds before the stop) already sent for this server.")
+    idle_warned = Any(False, help="Whether the member was warned of a GPU-idle stop since the GPUs were last busy.")
+    gpu_samples = Any(help="(time, utilisation %) samples of this server's GPUs, oldest first.")
+    stop_reason = Any(None, allow_none=True, help="Why the hub stopped this server, when it did.")
+
+    @default("runtime_warned")
+    def _runtime_warned_default(self):
+        return set()
+
+    @default("gpu_samples")
+    def _gpu_samples_default(self):
+        return []
+
+    def profile_name(self) -> str:
+        return self.launch.profile.display_name if self.launch is not None else (
+            (self.user_options or {}).get("profile") or "-")
+
+    def gpus_label(self) -> str:
+        res = self.launch.resources if self.launch is not None else None
+        return f"{res.gpus}× {(res.gpu_type or 'GPU').upper()}" if res is not None and res.gpus else "no GPU"
+
+    def held_gpus(self) -> int:
+        """GPUs this server holds (spawners say more: which devices, which pod)."""
+        return self.launch.resources.gpus if self.launch is not None else 0
+
+    def gpu_target(self) -> dict:
+        """How the GPU samplers find this server's GPUs (``lifecycle.samplers.Target`` fields)."""
+        return {}
+
+    def extension(self):
+        """Whether this server may be extended now, and by how much (``lifecycle.runtime``)."""
+        from ..lifecycle import runtime
+
+        started = self.started_at
+        left = runtime.time_left(started.replace(tzinfo=timezone.utc).timestamp() if started else None,
+                                 self.max_runtime, time.time())
+        policy = self.profiles.quotas
+        groups = self.user_groups()
+        limits = policy.member_limits(self.user.name, groups)
+        done = len(self.usage.extensions(self.usage_id)) if self.usage is not None and self.usage_id else 0
+        hours = self._gpu_hours(policy) if self.usage is not None else (lambda **_: 0.0)
+        budgets = {g: (hours(group=g), pool.gpu_hours) for g, pool in policy.pools_of(groups).items()
+                   if pool.gpu_hours is not None}
+        return runtime.may_extend(limits, done, self.held_gpus(), left, hours(user=self.user.name), budgets)
+
+    def extend(self) -> int:
+        """Extend the running server's run-time limit within the policy (raises a 409 saying why
+        not); the extension is recorded. Returns the seconds added."""
+        extension = self.extension()
+        if extension.refusal:
+            raise web.HTTPError(409, extension.refusal)
+        self.max_runtime = int(self.max_runtime) + extension.seconds
+        if self.usage is not None and self.usage_id:
+            self.usage.record_extension(self.usage_id, self.user.name, extension.seconds, self.max_runtime)
+            self.gpu_queue.runtimes[self.usage_id] = self.max_runtime
+        # warnings already sent come due again at the new limit
+        started = self.started_at.replace(tzinfo=timezone.utc).timestamp()
+        left = started + self.max_runtime - time.time()
+        self.runtime_warned = {p for p in (self.runtime_warned or set()) if p >= left}
+        self.idle_warned = False
+        self.log.info("%s extended by %ss to %ss", self._log_name, extension.seconds, self.max_runtime)
+        return extension.seconds
 
     @property
     def started_at(self):
@@ -309,11 +371,16 @@ class ProfileSpawnerMixin(HasTraits):
         super().clear_state()
         self.end_usage()
         self.max_runtime = None
+        self.runtime_warned = set()
+        self.gpu_samples = []
+        self.idle_warned = False
 
     def get_state(self):
         state = super().get_state()
         if self.max_runtime:
             state["max_runtime"] = self.max_runtime
+        if self.runtime_warned:
+            state["runtime_warned"] = sorted(self.runtime_warned)
         if self.usage_id:
             state["usage_id"] = self.usage_id
         return state
@@ -322,6 +389,7 @@ class ProfileSpawnerMixin(HasTraits):
         super().load_state(state)
         self.max_runtime = state.get("max_runtime")
         self.usage_id = state.get("usage_id", 0)
+        self.runtime_warned = set(state.get("runtime_warned", []))
         if self.usage_id and self.max_runtime and self.usage_db_url:
             self.gpu_queue.runtimes[self.usage_id] = self.max_runtime
 

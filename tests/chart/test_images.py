@@ -494,7 +494,9 @@ def test_hub_wheel_carries_every_file_of_hub_config(built, local_wheels):
     non_python = {f for f in tracked if not f.endswith(".py")}
     for needed in ("hub_config/defaults.yaml", "hub_config/schema/studio.schema.json",
                    "hub_config/schema/profiles.schema.json", "hub_config/spawners/templates/profile_form.html",
-                   "hub_config/announcements/static/style.css", "hub_config/announcements/templates/hub/home.html"):
+                   "hub_config/announcements/static/style.css",
+                   "hub_config/announcements/templates/hub/announcements_banner.html",
+                   "hub_config/lifecycle/templates/home.html"):
         assert needed in non_python
     for concern in ("usage", "datasets", "announcements"):
         assert {f"hub_config/{concern}/migrations/env.py", f"hub_config/{concern}/migrations/script.py.mako"} <= names

@@ -99,7 +99,7 @@ def test_the_configurer_is_a_pure_function_of_the_config_and_its_inputs(tmp_path
     cfg["mode"] = mode
     cfg["datasets"]["enabled"] = True
     before = copy.deepcopy(cfg)
-    tokens = {"announcements": "t" * 64, "queue": "q" * 64}
+    tokens = {"announcements": "t" * 64, "queue": "q" * 64, "lifecycle": "l" * 64}
     first, second = configurer.traitlets_config(cfg, tokens), configurer.traitlets_config(cfg, tokens)
     assert cfg == before  # nothing changed in the studio config
     first["JupyterHub"].pop("template_vars"), second["JupyterHub"].pop("template_vars")  # a Banner object each

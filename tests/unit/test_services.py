@@ -97,8 +97,8 @@ def test_servers_get_the_address_and_scope_of_each_service_they_use(tmp_path):
         "AISTUDIO_ANNOUNCEMENTS_URL": f"http://127.0.0.1:{cfg['announcements']['service_port']}/services/announcements/",
     }
     assert set(spawner["server_token_scopes"]) == {
-        "users:activity!user", "access:servers!server", "read:servers!user", access_scope("datasets"),
-        access_scope("announcements")}
+        "users:activity!user", "access:servers!server", "read:servers!user", "servers!server",
+        access_scope("datasets"), access_scope("announcements")}
     cfg["datasets"]["enabled"] = cfg["announcements"]["enabled"] = False
     assert "Spawner" not in configurer.server_traitlets(cfg, configurer.service_specs(cfg, configurer.new_tokens()))
 
