@@ -588,7 +588,7 @@ def test_every_service_is_on_by_default(fixture, tmp_path):
     assert all(rendered[s]["enabled"] is True for s in ("culler", "announcements", "datasets"))
     cfg = studio_config.load(root / "aistudio.yaml")  # validated, as the hub does at start
     services, servers = studio_services(cfg)
-    assert set(services) == {"usage", "datasets", "announcements", "idle-culler", "gpu-queue"}  # hub.services: hub-chart.yaml
+    assert set(services) == {"usage", "datasets", "announcements", "idle-culler", "gpu-queue", "server-lifecycle"}
     assert set(servers["environment"]) == {datasets_service.SERVER_URL_ENV, "AISTUDIO_ANNOUNCEMENTS_URL"}
     assert {"access:services!service=datasets", "access:services!service=announcements"} <= set(
         servers["server_token_scopes"])
