@@ -271,8 +271,9 @@ class Studio:
         finally:
             requests.delete(f"{base}/{kernel}", headers=headers, timeout=30)
 
-    def server_env(self, user: str) -> dict[str, str]:
-        """Environment of ``user``'s running JupyterLab process, read from /proc."""
+    def server_env(self, user: str, server: str | None = None) -> dict[str, str]:
+        """Environment of ``user``'s running JupyterLab process (``server``: that named
+        server's only), read from /proc."""
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
@@ -281,6 +282,8 @@ class Studio:
             except OSError:
                 continue
             env = dict(item.split("=", 1) for item in environ.decode(errors="replace").split("\0") if "=" in item)
+            if server is not None and env.get("JUPYTERHUB_SERVER_NAME", "") != server:
+                continue
             if env.get("JUPYTERHUB_USER") == user and env.get("JUPYTERHUB_API_URL", "").find(
                 str(self.config["hub"]["hub_port"])
             ) >= 0:

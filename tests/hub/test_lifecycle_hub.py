@@ -111,7 +111,7 @@ def usage(studio):
 
 
 def test_named_servers_each_with_its_own_profile_gpus_and_record_up_to_max_servers(studio):
-    assert start(studio, "alice", "", {"profile": "cpu"}).status_code in (201, 202)
+    assert start(studio, "alice", "", {"profile": "one-gpu"}).status_code in (201, 202)
     assert start(studio, "alice", "train", {"profile": "one-gpu"}).status_code in (201, 202)
     wait_ready(studio, "alice", "")
     wait_ready(studio, "alice", "train")
@@ -120,7 +120,9 @@ def test_named_servers_each_with_its_own_profile_gpus_and_record_up_to_max_serve
         assert third.status_code == 429
         assert third.json()["message"] == "You already run 2 of your 2 servers: stop one before starting another."
         rows = {(r.server_name, r.profile, r.gpus) for r in usage(studio).rows() if r.user == "alice" and not r.stopped_at}
-        assert rows == {("", "cpu", 0), ("train", "one-gpu", 1)}
+        assert rows == {("", "one-gpu", 1), ("train", "one-gpu", 1)}
+        devices = {studio.server_env("alice", name)["CUDA_VISIBLE_DEVICES"] for name in ("", "train")}
+        assert len(devices) == 2  # each server its own GPU
         form = studio.session("alice").get(f"{studio.url}/hub/spawn/alice/third").text
         assert 'data-testid="server-name"' in form and "third" in form
         home = studio.session("alice").get(f"{studio.url}/hub/home").content.decode()  # UTF-8 whatever requests guesses
