@@ -270,7 +270,8 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
         if self.wants_json():
             self.set_header("Content-Type", "application/json; charset=UTF-8")
             self.finish(json.dumps({"status": status_code, "message": message}))
-        else:
+        else:  # with nosniff, a browser shows a page without its type as text
+            self.set_header("Content-Type", "text/html; charset=UTF-8")
             self.finish(self.error_page(status_code, message))
 
     def allowed_methods(self) -> list[str]:

@@ -221,6 +221,26 @@ class UsageStore:
             ]
 
 
+    def rows_of(self, user: str, since: float, until: float) -> list[UsageRow]:
+        """The records of ``user`` overlapping [since, until), oldest first (one query, by the
+        table's (user, started_at) index)."""
+        query = (select(ServerUsage)
+                 .where(ServerUsage.user == user, ServerUsage.started_at < until,
+                        (ServerUsage.stopped_at.is_(None)) | (ServerUsage.stopped_at > since))
+                 .order_by(ServerUsage.started_at, ServerUsage.id))
+        with Session(self.engine) as s:
+            return [UsageRow(r.user, r.server_name, r.group_names, r.profile, r.gpus, r.gpu_type, r.cpu, r.memory,
+                             r.started_at, r.stopped_at, r.gpu_util_mean, r.id) for r in s.scalars(query).all()]
+
+    def latest_groups(self, user: str) -> tuple:
+        """The groups ``user`` belonged to at their latest launch (none without records)."""
+        query = (select(ServerUsage).where(ServerUsage.user == user)
+                 .order_by(ServerUsage.started_at.desc(), ServerUsage.id.desc()).limit(1))
+        with Session(self.engine) as s:
+            row = s.scalars(query).first()
+            return row.group_names if row is not None else ()
+
+
 _stores: dict[str, UsageStore] = {}
 
 

@@ -210,7 +210,12 @@ def test_the_three_services_share_one_error_format_user_lookup_and_listen_code(d
         assert r.status_code == 404, (name, r.text)
         assert r.headers["Content-Type"].startswith("application/json"), name
         assert set(r.json()) == {"status", "message"} and r.json()["status"] == 404, (name, r.text)
-    refused = call("bob", "usage/api/summary")  # only admins hold access:services!service=usage
+    # every user's role holds access:services!service=usage; a token narrowed below it is refused
+    narrow = ds_studio.session("bob").post(f"{ds_studio.url}/hub/api/users/bob/tokens", timeout=10,
+                                           json={"note": "no usage", "scopes": ["read:users:name!user=bob"]})
+    assert narrow.status_code == 201, narrow.text
+    refused = requests.get(f"{ds_studio.url}/services/usage/api/summary", timeout=30,
+                           headers={"Authorization": f"token {narrow.json()['token']}"})
     assert refused.status_code == 403
     assert refused.json() == {"status": 403, "message": "user bob may not use the usage service"}
     assert call("admin", "usage/api/summary").json()["period"]

@@ -5,6 +5,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from harness import PASSWORD, Studio, write_config, write_profiles
 
 from hub_config.usage.store import UsageStore
@@ -125,7 +126,7 @@ def test_idle_culler_stops_idle_servers(tmp_path):
         studio.stop()
 
 
-def test_usage_page_for_admins_only(crowd_studio):
+def test_usage_summary_for_admins_only(crowd_studio):
     studio = crowd_studio
     assert studio.spawn("u00", {"profile": "one-gpu"}).status_code in (201, 202)
     try:
@@ -137,12 +138,14 @@ def test_usage_page_for_admins_only(crowd_studio):
         crowd = next(g for g in summary["groups"] if g["group"] == "crowd")
         assert (crowd["servers"], crowd["gpus"], crowd["max_gpus"], crowd["by_type"]) == (1, 1, 4, {"a100": 1})
         assert len(summary["daily"]) == 30 and summary["daily"][-1]["gpu_hours"] >= 0
-        # a member is turned away by the hub's own authorization (the page's login), and the
-        # API without the service's login or a token answers 401
+        # a member gets their own usage page (tests/hub/test_usage_member.py), not the admins'
+        # summary; the API without the service's login or a token answers 401
+        anonymous = requests.get(f"{studio.url}/services/usage/api/summary", timeout=30)
+        assert anonymous.status_code == 401 and anonymous.json()["status"] == 401
         member = studio.session("u01").get(f"{studio.url}/services/usage/", timeout=30)
-        assert member.status_code == 403
+        assert member.status_code == 200 and "My usage" in member.text and "In use now, per group" not in member.text
         member = studio.session("u01").get(f"{studio.url}/services/usage/api/summary", timeout=30)
-        assert member.status_code == 401 and member.json()["status"] == 401
+        assert member.status_code == 403 and member.json()["status"] == 403
         assert studio.session("u01").get(f"{studio.url}/hub/spawn", timeout=30).ok
     finally:
         studio.stop_server("u00")
