@@ -7,9 +7,11 @@
     GET  /aistudio-datasets/api/info            where the catalogue and the mounts are
     GET  /aistudio-datasets/api/announcements   the current announcements (id, kind, title, updated_at)
     GET  /aistudio-datasets/api/queue           the member's GPU queue entries and the queue page
+    GET  /aistudio-datasets/api/runtime         this server's run time: time left, warning points, extension
+    POST /aistudio-datasets/api/runtime/extend  extend this server within the policy (409: why not)
 
 The handlers: datasets.py (the catalogue pass-through and the info), announcements.py,
-queue.py (the hub's own API, not a service); all ask the hub through forward.py.
+queue.py and runtime.py (the hub's own API, not a service); all ask the hub through forward.py.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from jupyter_server.utils import url_path_join
 from .announcements import AnnouncementsHandler
 from .datasets import PATHS, CatalogueProxy, InfoHandler
 from .queue import QueueHandler
+from .runtime import ExtendHandler, RuntimeHandler
 
 NAMESPACE = "aistudio-datasets"  # the front end and the tests ask these URLs: it stays
 
@@ -30,6 +33,8 @@ def routes(base_url: str) -> list[tuple[str, type]]:
         (url_path_join(base, "info"), InfoHandler),
         (url_path_join(base, "announcements"), AnnouncementsHandler),
         (url_path_join(base, "queue"), QueueHandler),
+        (url_path_join(base, "runtime"), RuntimeHandler),
+        (url_path_join(base, "runtime", "extend"), ExtendHandler),
         (url_path_join(base, PATHS), CatalogueProxy),
     ]
 

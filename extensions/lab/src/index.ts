@@ -4,5 +4,6 @@
 import { announcementsPlugin } from './announcements/plugin';
 import { datasetsPlugin } from './datasets/plugin';
 import { queuePlugin } from './queue/plugin';
+import { runtimePlugin } from './runtime/plugin';
 
-export default [datasetsPlugin, announcementsPlugin, queuePlugin];
+export default [datasetsPlugin, announcementsPlugin, queuePlugin, runtimePlugin];
