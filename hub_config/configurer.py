@@ -12,6 +12,7 @@ metrics in the hub process (``metrics.install``), served at ``/hub/metrics``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import sys
 from pathlib import Path
@@ -150,8 +151,23 @@ def proxy_traitlets(config: dict) -> dict:
     }
 
 
+def login_page_traitlets(config: dict) -> dict:
+    """The studio's login page and logo (``auth/templates/login.html``, ``aistudio`` in its
+    templates), and where members land after logging in: the hub's home page (their servers,
+    the announcements, Start), not their server or the spawn form (``?next=`` still wins)."""
+    from .auth import demo as studio_login
+
+    return {"JupyterHub": {
+        "template_paths": [str(studio_login.TEMPLATES)],
+        "template_vars": {"aistudio": studio_login.login_page(config)},
+        "logo_file": str(studio_login.LOGO),
+        "redirect_to_server": False,
+    }}
+
+
 def auth_traitlets(config: dict, login: dict | None = None) -> dict:
-    """Login: the demo users, or OpenID Connect (``login``: what :func:`gather` read)."""
+    """Login: the demo users, or OpenID Connect (``login``: what :func:`gather` read); with
+    either, the studio's login page (:func:`login_page_traitlets`)."""
     auth = config["auth"]
     if auth["type"] == "oidc":
         from .auth import oidc
@@ -159,14 +175,14 @@ def auth_traitlets(config: dict, login: dict | None = None) -> dict:
         if login is None:  # gather() checks the section before it reads the provider
             oidc.check(auth["oidc"])
             raise ValueError("OpenID Connect login needs what the provider says: pass login=gather(config)['login']")
-        return oidc.build_traitlets(config, **login)
+        return deep_merge(oidc.build_traitlets(config, **login), login_page_traitlets(config))
     demo = auth["demo"]
     admins = set(auth["admin_users"]) | {n for n, u in demo["users"].items() if u.get("admin")}
-    return {
+    return deep_merge({
         "JupyterHub": {"authenticator_class": "hub_config.auth.demo.DemoAuthenticator"},
         "Authenticator": {"admin_users": admins, "manage_groups": True},
         "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or ""},
-    }
+    }, login_page_traitlets(config))
 
 
 # --------------------------------------------------------------------------- services
@@ -299,6 +315,7 @@ def local_spawner_traitlets(config: dict) -> dict:
             "shared_home_root": str(Path(config["data_dir"]) / "homes"),
             "python_env": env,
             "gpu_discovery": config["gpus"]["discovery"],
+            "studio_id": hashlib.sha1(processes.mark_of(config["data_dir"]).encode()).hexdigest()[:8],
             "gpu_inventory": config["gpus"]["inventory"],
             **datasets_spawner_traitlets(config),
         },
@@ -359,8 +376,9 @@ def traitlets_config(config: dict, tokens: dict | None = None, login: dict | Non
     specs = service_specs(config, {**new_tokens(), **(tokens or {})})
     merged: dict = {}
     paths: list = []
-    for part in (hub_traitlets(config), proxy_traitlets(config), auth_traitlets(config, login), spawner_traitlets(config),
-                 services_traitlets(config, specs), server_traitlets(config, specs), hub_pages_traitlets(config)):
+    # (the login part last: the hub looks for templates in this order, and its names are its own)
+    for part in (hub_traitlets(config), proxy_traitlets(config), spawner_traitlets(config), services_traitlets(config, specs),
+                 server_traitlets(config, specs), hub_pages_traitlets(config), auth_traitlets(config, login)):
         paths += part.get("JupyterHub", {}).get("template_paths", [])  # every part's templates, not the last one's
         merged = deep_merge(merged, part)
     if paths:

@@ -171,9 +171,12 @@ def oom_kills(kind: str, text: str) -> int:
     return int(m.group(1)) if m else 0
 
 
-def cgroup_name(user: str, server: str) -> str:
+def cgroup_name(user: str, server: str, studio: str = "") -> str:
+    """The server's cgroup under ``aistudio/``: ``STUDIO-user[-server]``. ``studio`` tells
+    studios on one machine apart (two hubs with a member of the same name must not share,
+    or remove, each other's cgroups)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{user}-{server}" if server else user)
-    return safe[:200]
+    return (f"{studio}-{safe}" if studio else safe)[:200]
 
 
 def limits_line(mechanism: Mechanism, cpu: float, memory: int) -> str:

@@ -99,6 +99,10 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         help="Python environment of jupyterhub-singleuser; its bin/ leads the servers' PATH."
     ).tag(config=True)
 
+    studio_id = Unicode(
+        "", help="Tells this studio's cgroups from another's on the same machine (from its data folder)."
+    ).tag(config=True)
+
     gpu_discovery = Enum(
         ["auto", "nvml", "inventory", "none"], "auto", help="Where GPUs are found (see gpus.discover)."
     ).tag(config=True)
@@ -137,7 +141,8 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         return {"devices": tuple(g.visible_id for g in self.gpus.held_by(self.owner_key))}
 
     def form_context(self):
-        return {"gpu_summary": self.gpus.summary(), "shared_accounts": self.user_accounts == "shared"}
+        # free GPUs per type: the mixin's form counts them (gpu_capacity_source), with the queue's reservations
+        return {"shared_accounts": self.user_accounts == "shared"}
 
     # ------------------------------------------------------------ accounts
 
@@ -184,7 +189,7 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
     def cgroup(self) -> limits.ServerCgroup | None:
         if self.limits.kind == "rlimit":
             return None
-        return limits.ServerCgroup(self.limits, limits.cgroup_name(self.user.name, self.name))
+        return limits.ServerCgroup(self.limits, limits.cgroup_name(self.user.name, self.name, self.studio_id))
 
     def _limit_fn(self):
         res = self.launch.resources if self.launch is not None else None

@@ -102,6 +102,7 @@ def test_oom_counters_and_texts():
     text = limits.notice_text(8 * 1024**3, "CPU small", when=0)
     assert "more than the 8 GiB of memory of profile CPU small" in text
     assert limits.cgroup_name("al ice", "") == "al_ice" and limits.cgroup_name("bob", "gpu") == "bob-gpu"
+    assert limits.cgroup_name("bob", "gpu", "1a2b3c4d") == "1a2b3c4d-bob-gpu"  # one studio's, not another's
 
 
 def test_server_cgroup_in_fake_folders(tmp_path):
