@@ -12,7 +12,6 @@ metrics in the hub process (``metrics.install``), served at ``/hub/metrics``.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import sys
 from pathlib import Path
@@ -315,7 +314,7 @@ def local_spawner_traitlets(config: dict) -> dict:
             "shared_home_root": str(Path(config["data_dir"]) / "homes"),
             "python_env": env,
             "gpu_discovery": config["gpus"]["discovery"],
-            "studio_id": hashlib.sha1(processes.mark_of(config["data_dir"]).encode()).hexdigest()[:8],
+            "studio_id": processes.studio_id(config["data_dir"]),
             "gpu_inventory": config["gpus"]["inventory"],
             **datasets_spawner_traitlets(config),
         },

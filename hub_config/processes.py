@@ -12,6 +12,7 @@ that comes back finds them running, as JupyterHub does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -22,6 +23,11 @@ MARK_ENV = "AISTUDIO_STUDIO"
 
 def mark_of(data_dir: str | os.PathLike) -> str:
     return str(Path(data_dir).resolve())
+
+
+def studio_id(data_dir: str | os.PathLike) -> str:
+    """A short name of the studio on this machine (its servers' cgroups carry it)."""
+    return hashlib.sha1(mark_of(data_dir).encode()).hexdigest()[:8]
 
 
 def _environ(pid: int) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 import requests
 from harness import ACCOUNT_PREFIX, Studio, write_config, write_profiles
 
+from hub_config.processes import studio_id
 from hub_config.spawners import limits
 
 PROFILES = """\
@@ -52,7 +53,7 @@ def test_kernel_over_memory_limit_is_stopped_and_told(tiny_studio):
         assert r.status_code in (201, 202), r.text
     try:
         assert "enforced by cgroup" in studio.log()
-        cgroup = limits.ServerCgroup(limits.detect_here(), "bob")
+        cgroup = limits.ServerCgroup(limits.detect_here(), limits.cgroup_name("bob", "", studio_id(studio.config["data_dir"])))
         assert int(studio.server_env("bob")["_pid"]) in cgroup.pids()
         with open(os.path.join(cgroup.memory_dir, "memory.limit_in_bytes" if "memory" in cgroup.dirs else "memory.max")) as f:
             assert int(f.read()) == 320 * 2**20
