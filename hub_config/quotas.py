@@ -183,13 +183,41 @@ def _gpus(servers, gpu_type=None):
     return sum(s.gpus for s in servers if gpu_type is None or s.gpu_type == gpu_type)
 
 
-def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[ActiveServer], gpu_hours) -> int | None:
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}" if number == 1 else f"{number} {unit}s"
+
+
+def gpu_advice(in_use: int, asked: int, fewer_gpus: bool = False) -> str:
+    """What a member refused for their GPU limit can do, as fits their launch: stop a GPU
+    server only when they run one; "choose fewer GPUs" only when the profile lets them choose
+    (``fewer_gpus``: it has a ``gpus`` option); a profile with fewer GPUs only when they asked
+    for more than one; a CPU profile always."""
+    choose = ("choose fewer GPUs or a CPU profile" if fewer_gpus
+              else "choose a profile with fewer GPUs or a CPU profile" if asked > 1
+              else "choose a CPU profile")
+    return f"stop a GPU server{', or' if ' or ' in choose else ' or'} {choose}" if in_use else choose
+
+
+def _over_gpu_limit(in_use: int, cap: int, asked: int, unit: str, fewer_gpus: bool) -> str:
+    """The refusal of a launch over the member's own GPU limit (of all GPUs, or of a type)."""
+    if cap == 0:
+        return f"You may not use {unit}s: choose {'a CPU' if unit == 'GPU' else 'another'} profile."
+    advice = gpu_advice(in_use, asked, fewer_gpus)
+    if not in_use:
+        return f"You may use at most {_count(cap, unit)} at a time and asked for {asked}: {advice}."
+    return f"You may use at most {_count(cap, unit)} at a time, already use {in_use} and asked for {asked} more: {advice}."
+
+
+def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[ActiveServer], gpu_hours,
+          *, fewer_gpus: bool = False) -> int | None:
     """Raise :class:`QuotaExceeded` unless a server with ``resources`` may start now.
 
     ``active`` are the servers running or starting (and GPUs reserved for others in the
     queue); ``gpu_hours(user=..., group=...)`` gives GPU-hours used in the current period.
     Returns the member's max_runtime. The member's own limits and the budgets are checked
     before the groups' pools, so that :class:`PoolFull` means waiting can help.
+    ``fewer_gpus``: the launch's profile has a ``gpus`` option, so a refusal may say
+    "choose fewer GPUs" (otherwise it says what fits a fixed profile).
     """
     groups = sorted(groups)
     limits = policy.member_limits(user, groups)
@@ -202,16 +230,10 @@ def admit(policy: QuotaPolicy, user: str, groups, resources, active: list[Active
         )
     if gpus:
         if limits.max_gpus is not None and _gpus(mine) + gpus > limits.max_gpus:
-            raise QuotaExceeded(
-                f"You use {_gpus(mine)} of your {limits.max_gpus} GPUs and asked for {gpus} more: "
-                "stop a GPU server, choose fewer GPUs or a CPU profile."
-            )
+            raise QuotaExceeded(_over_gpu_limit(_gpus(mine), limits.max_gpus, gpus, "GPU", fewer_gpus))
         cap = limits.max_gpus_by_type.get(kind) if kind else None
         if cap is not None and _gpus(mine, kind) + gpus > cap:
-            raise QuotaExceeded(
-                f"You use {_gpus(mine, kind)} of your {cap} {unit}s and asked for {gpus} more: "
-                "stop a GPU server, choose fewer GPUs or a CPU profile."
-            )
+            raise QuotaExceeded(_over_gpu_limit(_gpus(mine, kind), cap, gpus, unit, fewer_gpus))
     if gpus:
         resets = period_end(policy.period, period_start(policy.period)).strftime("%Y-%m-%d")
         if limits.gpu_hours is not None:

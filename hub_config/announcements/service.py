@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jupyterhub.utils import url_path_join
 from tornado import web
-from traitlets import Any, Int, Unicode, default
+from traitlets import Any, Bool, Int, Unicode, default
 
 from .. import config as studio_config
 from ..services.base import ServiceHandler, StudioService
@@ -33,6 +33,7 @@ WRITE_SCOPE = "custom:announcements:write"
 ENV_DB_URL = "AISTUDIO_ANNOUNCEMENTS_DB_URL"
 ENV_BODY_MAX = "AISTUDIO_ANNOUNCEMENTS_BODY_MAX"
 ENV_TIMEZONE = "AISTUDIO_ANNOUNCEMENTS_TIMEZONE"
+ENV_DEMO = "AISTUDIO_ANNOUNCEMENTS_DEMO"
 # members' servers find the service here (JupyterLab's notices of new items read it)
 SERVER_URL_ENV = "AISTUDIO_ANNOUNCEMENTS_URL"
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -429,6 +430,8 @@ class AnnouncementsService(StudioService):
     db_url = Unicode(help="SQLAlchemy URL of the announcements database.").tag(config=True, env=ENV_DB_URL)
     body_max = Int(20_000, help="Longest item body, in characters.").tag(config=True, env=ENV_BODY_MAX)
     timezone = Unicode("UTC", help="Time zone of new items and of times without one.").tag(config=True, env=ENV_TIMEZONE)
+    demo = Bool(False, help="Seed the demo announcements at start (demo.py): once, and kept ahead in time.").tag(
+        config=True, env=ENV_DEMO)
 
     store = Any(help="The store (made from db_url when not given).")
     openapi_path = str(Path(__file__).parent / "openapi.yaml")
@@ -463,6 +466,20 @@ class AnnouncementsService(StudioService):
             (f"api/applications/{n}", ApplicationApi, args),
         ]
 
+    def start(self):
+        if self.demo:
+            from . import demo
+
+            try:
+                seeded = demo.seed(self.store)
+            except Exception:  # the service runs without its demo content rather than not at all
+                self.log.exception("demo announcements could not be added")
+            else:
+                if seeded["created"] or seeded["moved"]:
+                    self.log.info("demo announcements: added %s; moved forward %s",
+                                  seeded["created"] or "none", seeded["moved"] or "none")
+        super().start()
+
     def make_app(self):
         app = super().make_app()
         app.add_handlers(".*$", [(url_path_join(self.service_prefix, "static/(.*)"), web.StaticFileHandler,
@@ -493,6 +510,7 @@ def spec(config: dict, token: str) -> ServiceSpec | None:
             ENV_DB_URL: studio_config.db_url(config, "announcements"),
             ENV_TIMEZONE: ann["timezone"],
             ENV_BODY_MAX: str(ann["max_body_chars"]),
+            ENV_DEMO: "true" if ann["demo"] else "false",
         },
         every_user=True,
         oauth_client_scopes=(WRITE_SCOPE,),

@@ -1,6 +1,8 @@
-"""Login for the embedded default: demo users and their groups from the studio config."""
+"""Login for the embedded default: demo users and their groups from the studio config; and what
+the studio's login page shows, in either login mode (the name, the logo, the demo users)."""
 
 import hmac
+from pathlib import Path
 
 from jupyterhub.auth import Authenticator
 from traitlets import Dict, Unicode, default
@@ -41,3 +43,35 @@ class DemoAuthenticator(Authenticator):
             return None
         admin = bool(user.get("admin")) or name in self.admin_users
         return {"name": name, "groups": list(user.get("groups", [])), "admin": admin}
+
+
+# --------------------------------------------------------------------------- the login page
+
+STUDIO_NAME = "AI Studio"
+LOGO = Path(__file__).parent / "static" / "logo.svg"  # JupyterHub.logo_file: /hub/logo on every page
+TEMPLATES = Path(__file__).parent / "templates"  # login.html: the studio's login page
+
+
+def roles_of(name: str, user: dict, config: dict) -> list[str]:
+    """What a demo user is besides their groups: ``hub admin``, ``organiser`` (announcements)."""
+    roles = []
+    if user.get("admin") or name in config["auth"]["admin_users"]:
+        roles.append("hub admin")
+    ann = config["announcements"]
+    if ann["enabled"] and (set(user.get("groups", [])) & set(ann["organiser_groups"]) or name in ann["organiser_users"]):
+        roles.append("organiser")
+    return roles
+
+
+def login_page(config: dict) -> dict:
+    """What the login page shows besides the form (``aistudio`` in the hub's templates): the
+    studio's name and, in demo mode, the demo users with their groups, roles and what
+    each is for (``auth.demo.users.NAME.description``). Passwords are never shown."""
+    page = {"name": STUDIO_NAME, "demo": config["auth"]["type"] == "demo", "demo_users": []}
+    if page["demo"]:
+        page["demo_users"] = [
+            {"name": name, "groups": list(user.get("groups", [])), "roles": roles_of(name, user, config),
+             "description": user.get("description", "")}
+            for name, user in config["auth"]["demo"]["users"].items()
+        ]
+    return page

@@ -88,8 +88,10 @@ class MoreThanThereAre(quotas.QuotaExceeded):
 
 def more_than_there_are(total: int, resources) -> MoreThanThereAre:
     unit = (resources.gpu_type or "GPU").upper()
-    return MoreThanThereAre(f"There are {total} {unit}s in all and you asked for {resources.gpus}: "
-                            "choose fewer GPUs or another profile.")
+    if not total:
+        return MoreThanThereAre(f"There are no {unit}s here: choose another profile.")
+    there = f"There is only 1 {unit}" if total == 1 else f"There are only {total} {unit}s"
+    return MoreThanThereAre(f"{there} in all and you asked for {resources.gpus}: choose another profile.")
 
 
 @dataclass(frozen=True)
@@ -131,28 +133,29 @@ class GPUQueue:
 
     # ------------------------------------------------------------ the launch decision
 
-    def admit(self, user: str, groups, resources, *, server_name: str = "") -> int | None:
+    def admit(self, user: str, groups, resources, *, server_name: str = "", fewer_gpus: bool = False) -> int | None:
         """The quota decision with the queue: raise ``QuotaExceeded`` (waiting cannot help),
         :class:`MustWait` (it can), or return the member's max_runtime. A reservation of the
         member's own is used by this launch."""
         self.rebalance()
         entries = self.store.entries()
-        runtime = self._decide(user, groups, resources, entries)
+        runtime = self._decide(user, groups, resources, entries, fewer_gpus=fewer_gpus)
         mine = next((e for e in entries if e.user == user and e.server_name == server_name), None)
         if mine is not None and (mine.state == RESERVED or core.overlaps(mine.gpu_type, resources.gpu_type)):
             self.store.remove(mine.id)  # served: its reservation (or its wait) ends with this launch
             log.info("Queue: %s's entry %s served by a launch", user, mine.id)
         return runtime
 
-    def _decide(self, user: str, groups, resources, entries: list[Entry]) -> int | None:
-        """:meth:`admit` without its effects: the refusal a launch would get now, if any."""
+    def _decide(self, user: str, groups, resources, entries: list[Entry], *, fewer_gpus: bool = False) -> int | None:
+        """:meth:`admit` without its effects: the refusal a launch would get now, if any
+        (``fewer_gpus``: the profile has a ``gpus`` option, so a refusal may suggest fewer)."""
         policy = self.policy()
         others = [e for e in entries if e.state == RESERVED and e.user != user]
         active = self.usage.active()
         queueable = bool(resources.gpus) and policy.queue.enabled and self.capacity is not None
         try:
             runtime = quotas.admit(policy, user, groups, resources, active + [e.as_active() for e in others],
-                                   self._gpu_hours(policy))
+                                   self._gpu_hours(policy), fewer_gpus=fewer_gpus)
         except quotas.PoolFull as e:
             if queueable:
                 raise MustWait(str(e), 429, resources.gpu_type) from None

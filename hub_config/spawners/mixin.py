@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,7 +24,8 @@ from traitlets import Any, HasTraits, Integer, Unicode, default
 from .. import quotas, units
 from ..profiles import Launch, LaunchRejected, ProfileStore
 from ..queue.hub import gpu_queue
-from ..queue.manager import GPUQueue, MoreThanThereAre, MustWait
+from ..queue import core as queue_core
+from ..queue.manager import ClusterCapacity, GPUQueue, MoreThanThereAre, MustWait, Wanted, more_than_there_are
 from ..usage.store import UsageStore, usage_store
 
 # what a member's server is told of its launch (for the member's own code and the lab extension)
@@ -51,6 +54,40 @@ def tell(event: str, **fields) -> None:
             listener(event, **fields)
         except Exception:
             logging.getLogger("aistudio.spawners").exception("A listener of %s %s failed", event, fields)
+
+
+def plain_refusal(error) -> None:
+    """Let a refused launch read as its sentence: JupyterHub shows ``str(error)`` of a start's
+    HTTPError on the spawn page and in the progress stream ("HTTP 409: error (...)", as it sets
+    the reason to "error") unless the error carries ``jupyterhub_message``. 5xx errors keep
+    JupyterHub's own wording."""
+    if not isinstance(error, web.HTTPError) or not 400 <= error.status_code < 500 or not error.log_message:
+        return
+    if getattr(error, "jupyterhub_message", None) is None:
+        error.jupyterhub_message = error.log_message % error.args if error.args else error.log_message
+
+
+def badge_parts(res) -> dict:
+    """The parts of a resources badge (``Resources.describe``), by the option that changes each."""
+    return {
+        "gpus": f"{res.gpus}× {(res.gpu_type or 'GPU').upper()}" if res.gpus else "",
+        "cpu": f"{units.format_cores(res.cpu)} CPU",
+        "memory": units.human_bytes(res.memory),
+    }
+
+
+def badge_text(parts: dict) -> str:
+    return ", ".join(parts[k] for k in ("gpus", "cpu", "memory") if parts.get(k))
+
+
+_WORDS = re.compile(r"\d+(?:\.\d+)?|[a-z][a-z0-9]*")
+
+
+def repeats_title(title: str, badge: str) -> bool:
+    """Whether a badge ("1× A100, 8 CPU, 64 GiB") only says what the title says: each of its
+    parts' numbers and units appears in the title ("CPU · 2 cores, 8 GiB" says "2 CPU, 8 GiB")."""
+    words = set(_WORDS.findall(title.lower()))
+    return all(set(_WORDS.findall(part.lower())) <= words for part in badge.split(", "))
 
 
 def profile_store(directory: str, log=None) -> ProfileStore:
@@ -108,53 +145,153 @@ class ProfileSpawnerMixin(HasTraits):
     # ---------------------------------------------------------------- the form
 
     def form_context(self) -> dict:
-        """Extra template values; spawners add what they know (free GPUs, ...)."""
+        """Extra template values; spawners add what they know (shared accounts, ...)."""
         return {}
 
     async def get_options_form(self):
-        allowed = self.profiles.allowed_for(self.user.name, self.user_groups())
+        groups = self.user_groups()
+        allowed = self.profiles.allowed_for(self.user.name, groups)
         if not allowed:
             return ""
         saved = (self.orm_spawner.user_options or {}).get("profile") if self.orm_spawner else None
-        slugs = [a.profile.slug for a in allowed]
         policy = self.profiles.quotas
         quota_lines = []
         if self.usage is not None and not policy.is_empty:
-            quota_lines = quotas.summary(
-                policy, self.user.name, self.user_groups(), self.usage.active(), self._gpu_hours(policy)
-            )
+            quota_lines = quotas.summary(policy, self.user.name, groups, self.usage.active(), self._gpu_hours(policy))
+        capacity, active, entries = self._form_capacity()
+        cards = self.profile_cards(allowed, capacity, active)
+        startable = [c["profile"].slug for c in cards if not c["disabled"]]
         return _TEMPLATES.get_template("profile_form.html").render(
-            allowed=allowed,
+            cards=cards,
             quota_lines=quota_lines,
-            queue=self.queue_previews(allowed),
+            gpu_capacity=self.gpu_capacity_lines(allowed, capacity, active, entries),
             queue_mine=self.gpu_queue.entry_of(self.user.name) if self.usage is not None else None,
             queue_api=f"{self.hub.base_url}api/queue" if self.hub is not None else "",
             queue_page=f"{self.hub.base_url}queue" if self.hub is not None else "",
             server_name=self.name,
-            selected=saved if saved in slugs else slugs[0],
+            selected=saved if saved in startable else (startable[0] if startable else None),
             format_duration=units.format_duration,
             **self.form_context(),
         )
 
-    def queue_previews(self, allowed) -> dict:
-        """Per GPU profile that cannot start now (with its default options): why, and the place
-        and estimated wait a member joining the queue would get."""
+    def _form_capacity(self):
+        """Where the form counts GPUs (None: nobody can tell), the running servers, the queue."""
         if self.usage is None:
-            return {}
-        out = {}
-        groups = self.user_groups()
+            return self.gpu_capacity_source(), [], []
+        queue = self.gpu_queue
+        return queue.capacity, self.usage.active(), queue.store.entries()
+
+    def _gpu_counts(self, capacity, gpu_type, active) -> tuple[int, int] | None:
+        """Free and total GPUs of a type, or None when unknown (Kubernetes before its first read)."""
+        if capacity is None:
+            return None
+        try:
+            return capacity.free(gpu_type, active)
+        except Exception:
+            self.log.exception("Counting free %s GPUs for the form failed", gpu_type or "any")
+            return None
+
+    def gpu_capacity_lines(self, allowed, capacity, active, entries) -> list[dict]:
+        """Per GPU type of the member's profiles: free and total GPUs, and how many of the free
+        ones are reserved for members in the queue (local: the allocator; Kubernetes: the
+        cluster, once read)."""
+        types = []
         for item in allowed:
-            if not item.profile.resources.gpus:
-                continue
-            try:
-                launch = self.profiles.resolve(self.user.name, groups, {"profile": item.profile.slug})
-                preview = self.gpu_queue.preview(self.user.name, groups, launch.resources)
-            except Exception:
-                self.log.exception("The queue preview of %s failed", item.profile.slug)
-                continue
-            if preview is not None:
-                out[item.profile.slug] = preview
-        return out
+            res = item.profile.resources
+            if (res.gpus or "gpus" in item.profile.options) and res.gpu_type not in types:
+                types.append(res.gpu_type)
+        lines = []
+        for gpu_type in types:
+            counts = self._gpu_counts(capacity, gpu_type, active)
+            if counts is not None:
+                lines.append({"type": (gpu_type or "GPU").upper(), "free": counts[0], "total": counts[1],
+                              "reserved": queue_core.reserved_gpus(entries, gpu_type)})
+        return lines
+
+    def _launch_preview(self, groups, options):
+        """The launch of ``options`` and the queue's preview of it (None: it could start now)."""
+        try:
+            launch = self.profiles.resolve(self.user.name, groups, options)
+        except Exception:
+            self.log.exception("The form could not resolve %s", options)
+            return None, None
+        if self.usage is None:
+            return launch, None
+        try:
+            return launch, self.gpu_queue.preview(self.user.name, groups, launch.resources)
+        except Exception:
+            self.log.exception("The queue preview of %s failed", options)
+            return launch, None
+
+    def profile_cards(self, allowed, capacity=None, active=()) -> list[dict]:
+        """What the form shows of each allowed profile: which of its option values can start
+        (a ``gpus`` value needing more GPUs than exist of the type, or over the member's own
+        limits, cannot), whether the profile can start at all (and why not), the queue's offer
+        when it must wait, and its resources badge (with the part each option value shows)."""
+        groups = self.user_groups()
+        limits = self.profiles.quotas.member_limits(self.user.name, groups)
+        where = "in the cluster" if isinstance(capacity, ClusterCapacity) else "on this machine"
+        cards = []
+        for item in allowed:
+            p = item.profile
+            res = p.resources
+            gpu_values = item.choices.get("gpus")
+            counts = self._gpu_counts(capacity, res.gpu_type, active) if res.gpus or gpu_values else None
+            total = counts[1] if counts is not None else None
+            caps = (limits.max_gpus, limits.max_gpus_by_type.get(res.gpu_type) if res.gpu_type else None)
+            cap = min((c for c in caps if c is not None), default=None)  # the member's own GPU limit
+            gpus_option = p.options.get("gpus")
+            checks = {}  # gpus value (None: the profile has no gpus option) -> (launch, preview, note, reason)
+            for value in (gpu_values or (None,)):
+                options = {"profile": p.slug}
+                if value is not None:
+                    options["gpus"] = gpus_option.format(value)
+                launch, preview = self._launch_preview(groups, options)
+                gpus = value if value is not None else res.gpus
+                note = reason = None
+                if total is not None and gpus > total:
+                    note = f"only {total} {where}"
+                    reason = str(more_than_there_are(total, Wanted(gpus, res.gpu_type)))
+                elif preview is not None and not preview["queueable"]:
+                    note = f"over your limit of {cap}" if cap is not None and gpus > cap else "cannot start now"
+                    reason = preview["reason"]
+                checks[value] = (launch, preview, note, reason)
+            possible = [v for v, check in checks.items() if check[3] is None]
+            disabled = not possible
+            default = item.default_value("gpus") if gpu_values else None
+            chosen = default if default in possible or disabled else possible[0]
+            launch, preview, _, reason = checks[chosen]
+            res_now = launch.resources if launch is not None else res
+            parts = badge_parts(res_now)
+            # the title describes the defaults: a badge saying just that is hidden (the JS keeps it so)
+            default_launch = checks[default][0]
+            default_text = badge_text(badge_parts(default_launch.resources if default_launch is not None else res))
+            title_text = default_text if repeats_title(p.display_name, default_text) else ""
+            choices = []
+            for name, values in item.choices.items():
+                option = p.options[name]
+                selected = chosen if name == "gpus" else item.default_value(name)
+                rows = []
+                for value in values:
+                    note, why = (checks[value][2], checks[value][3]) if name == "gpus" else (None, None)
+                    rows.append({
+                        "value": option.format(value),
+                        "label": option.label(value) + (f" ({note})" if note else ""),
+                        "selected": value == selected,
+                        "disabled": why is not None,
+                        "reason": why,
+                        "part": badge_parts(replace(res_now, **{name: value})).get(name, ""),
+                    })
+                choices.append({"name": name, "display_name": option.display_name, "values": rows})
+            cards.append({
+                "profile": p,
+                "disabled": disabled,
+                "reason": reason if disabled else None,
+                "offer": preview if not disabled and preview is not None and preview["queueable"] else None,
+                "options": choices,
+                "badge": {"parts": parts, "text": badge_text(parts), "title_text": title_text},
+            })
+        return cards
 
     def options_from_form(self, formdata):
         """``{"profile": slug, "<option>": value}`` as KubeSpawner stores it."""
@@ -216,7 +353,8 @@ class ProfileSpawnerMixin(HasTraits):
         if self.usage is not None:
             res = launch.resources
             try:
-                quota_runtime = self.gpu_queue.admit(self.user.name, groups, res, server_name=self.name)
+                quota_runtime = self.gpu_queue.admit(self.user.name, groups, res, server_name=self.name,
+                                                     fewer_gpus="gpus" in launch.profile.options)
             except MustWait as e:
                 self.queue_offer = {"profile": launch.profile.slug, "user_options": chosen, "reason": str(e)}
                 raise web.HTTPError(e.status, f"{e} You can wait in line for it: join the GPU queue from the start page "
@@ -267,6 +405,8 @@ class ProfileSpawnerMixin(HasTraits):
     def _spawn_future(self, future):
         self.__dict__["_aistudio_spawn_future"] = future
         if future is not None and not future.done():
+            # first of the future's callbacks, before JupyterHub's handlers read the error
+            future.add_done_callback(lambda f: None if f.cancelled() else plain_refusal(f.exception()))
             requested = time.monotonic()
             future.add_done_callback(lambda f: self._spawn_finished(f, requested))
 

@@ -134,7 +134,8 @@ def test_refusals_waiting_cannot_help_are_not_queued_and_bad_requests_name_the_f
     session = studio.session("carol")
     over = session.post(f"{studio.url}/hub/api/queue", json={"user_options": {"profile": "two-gpu"}})
     assert over.status_code == 429
-    assert over.json()["message"] == "You use 0 of your 1 GPUs and asked for 2 more: stop a GPU server, choose fewer GPUs or a CPU profile."
+    assert over.json()["message"] == ("You may use at most 1 GPU at a time and asked for 2: "
+                                      "choose a profile with fewer GPUs or a CPU profile.")
     unknown = session.post(f"{studio.url}/hub/api/queue", json={"user_options": {"profile": "one-gpu"}, "when": "now"})
     assert unknown.status_code == 400 and "'when'" in unknown.json()["message"]
     missing = session.post(f"{studio.url}/hub/api/queue", json={"auto_start": True})

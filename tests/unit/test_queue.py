@@ -138,7 +138,7 @@ def test_refusals_waiting_cannot_help_are_not_queued_with_the_same_messages(data
     with pytest.raises(quotas.QuotaExceeded) as own:
         lab.queue.admit("alice", (), Wanted(2, "a100"))
     assert not isinstance(own.value, MustWait)
-    assert str(own.value).startswith("You use 0 of your 1 GPUs and asked for 2 more")
+    assert str(own.value).startswith("You may use at most 1 GPU at a time and asked for 2:")
     with pytest.raises(quotas.QuotaExceeded) as own_join:
         lab.queue.join("alice", (), Wanted(2, "a100"), server_name="", profile="gpu-multi", user_options={})
     assert str(own_join.value) == str(own.value) and lab.queue.store.entries() == []
@@ -146,7 +146,7 @@ def test_refusals_waiting_cannot_help_are_not_queued_with_the_same_messages(data
     lab.usage.close(usage_id)
     with pytest.raises(quotas.QuotaExceeded, match="You have used 6.0 of your 5 GPU-hours"):
         lab.queue.join("bob", (), ONE, server_name="", profile="gpu-1", user_options={})
-    with pytest.raises(quotas.QuotaExceeded, match="There are 1 A100s in all and you asked for 2"):
+    with pytest.raises(quotas.QuotaExceeded, match="There is only 1 A100 in all and you asked for 2"):
         Lab(database("other"), gpus=1).queue.join("carol", (), Wanted(2, "a100"), server_name="", profile="x",
                                                   user_options={})
     with pytest.raises(quotas.QuotaExceeded, match="Only GPU launches wait in line"):
@@ -163,7 +163,17 @@ def test_the_forms_preview_says_why_and_the_place_a_member_would_get(database):
     assert offer["queueable"] and offer["place"] == 2 and offer["reason"].startswith("No A100 is free for you now")
     assert offer["estimated_wait"] > [r for r in lab.queue.view() if r["user"] == "bob"][0]["estimated_wait"]
     assert lab.queue.preview("carol", (), Wanted(2, "a100")) == {
-        "queueable": False, "reason": "There are 1 A100s in all and you asked for 2: choose fewer GPUs or another profile."}
+        "queueable": False, "reason": "There is only 1 A100 in all and you asked for 2: choose another profile."}
     lab.policy = QuotaPolicy(queue=QueueSettings(enabled=False))
     off = lab.queue.preview("carol", (), ONE)
     assert not off["queueable"] and off["reason"].endswith("Try again when a server stops.")
+
+
+def test_a_refusal_suggests_fewer_gpus_only_for_a_profile_that_offers_a_choice(database):
+    lab = Lab(database("usage"), gpus=4, policy=QuotaPolicy(members=Limits(max_gpus=2)))
+    with pytest.raises(quotas.QuotaExceeded) as fixed:
+        lab.queue.admit("alice", (), Wanted(3, "a100"))
+    with pytest.raises(quotas.QuotaExceeded) as choice:
+        lab.queue.admit("alice", (), Wanted(3, "a100"), fewer_gpus=True)
+    assert "choose fewer GPUs" not in str(fixed.value) and "a profile with fewer GPUs" in str(fixed.value)
+    assert "choose fewer GPUs or a CPU profile" in str(choice.value)

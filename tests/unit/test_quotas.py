@@ -65,7 +65,7 @@ def refusal(policy, user, groups, resources, active=(), hours=no_hours):
 def test_per_member_caps(policy):
     assert admit(policy, "bob", ["students"], GPU1, [], no_hours) == 8 * 3600
     message = refusal(policy, "bob", ["students"], GPU2)
-    assert message.startswith("You use 0 of your 1 GPUs and asked for 2 more")
+    assert message.startswith("You may use at most 1 GPU at a time and asked for 2:")
     message = refusal(policy, "bob", ["students"], CPU, servers(("bob", ["students"], 0)))
     assert message.startswith("You already run 1 of your 1 servers")
 
@@ -108,7 +108,7 @@ def test_user_entry_overrides_group_fields(policy):
 
 
 def test_members_of_no_listed_group(policy):
-    assert refusal(policy, "carol", [], GPU1).startswith("You use 0 of your 0 GPUs")
+    assert refusal(policy, "carol", [], GPU1) == "You may not use GPUs: choose a CPU profile."
     assert admit(policy, "carol", ["book-club"], CPU, [], no_hours) is None
 
 

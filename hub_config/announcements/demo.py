@@ -1,0 +1,114 @@
+"""Demo announcements, so that registering, applying, reviewing and reading news can be
+tried right after ``make up`` (``announcements.demo: true``; the demo config turns it on).
+
+:func:`seed` runs when the service starts. It goes through the store's own API, so the
+items are validated and rendered as an organiser's would be, and it is idempotent:
+
+- the items are added once, by the author :data:`DEMO_AUTHOR`, when the database holds
+  none of that author's items (an organiser may edit or delete them; deleting all of
+  them brings them back at the next start while the demo is on);
+- a demo seminar that is over, or a demo call whose deadline has passed, is moved
+  forward, so that a demo started weeks after the first still has a seat to take and a
+  call to apply to.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .content import utcnow
+from .store import Store
+
+DEMO_AUTHOR = "aistudio-demo"
+SEMINAR_SEATS = 3  # fewer seats than demo members: the waiting list can be tried too
+SEMINAR_IN_DAYS = 7
+SEMINAR_LENGTH = timedelta(minutes=90)
+CALL_OPEN_DAYS = 30
+
+
+def _local(now_utc: datetime, tz: str, days: int, at: time) -> datetime:
+    """``days`` after ``now_utc`` (naive UTC), at the local time ``at`` in ``tz``, naive local."""
+    local_today = now_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(tz)).date()
+    return datetime.combine(local_today + timedelta(days=days), at)
+
+
+def _seminar_times(now: datetime, tz: str) -> dict:
+    start = _local(now, tz, SEMINAR_IN_DAYS, time(14, 0))
+    return {"start": start.isoformat(), "end": (start + SEMINAR_LENGTH).isoformat()}
+
+
+def _deadline(now: datetime, tz: str) -> str:
+    return _local(now, tz, CALL_OPEN_DAYS, time(23, 59)).isoformat()
+
+
+def demo_items(now: datetime, tz: str) -> list[dict]:
+    """The demo items as an organiser would post them (times in ``tz``)."""
+    return [
+        {
+            "kind": "seminar", "timezone": tz, "pinned": True,
+            "title": "Learning from de-identified hospital records",
+            "speaker": "Dr. Mei Lin, clinical data science",
+            "place": "AI Lab meeting room 2",
+            "capacity": SEMINAR_SEATS,
+            "body": (
+                "How the lab's algorithm and data-processing teams clean, align and label hospital "
+                "records before they become a dataset you can mount, and what k-anonymity means "
+                "for your model.\n\n"
+                f"Only **{SEMINAR_SEATS} seats**: register below; when they are taken you join the "
+                "waiting list and move up when someone cancels."
+            ),
+            **_seminar_times(now, tz),
+        },
+        {
+            "kind": "call", "timezone": tz,
+            "title": "AI for chronic disease management",
+            "body": (
+                "The laboratory incubates projects that bring AI into chronic disease care, from "
+                "screening to follow-up in tiered hospitals and health check-up centres."
+            ),
+            "eligibility": (
+                "- A team of researchers or entrepreneurs with a working prototype or a substantial "
+                "technical reserve\n- A health-care use case with a field partner, or the wish to find one"
+            ),
+            "offer": (
+                "- Funding and help building the founding team\n- GPU quota on AI Studio and access to "
+                "de-identified data\n- Field scenarios with the lab's hospital and insurance partners"
+            ),
+            "deadline": _deadline(now, tz),
+        },
+        {
+            "kind": "news", "timezone": tz,
+            "title": "Welcome to AI Studio",
+            "body": (
+                "Pick a GPU profile on the home page, browse the datasets granted to your group in "
+                "JupyterLab's **Datasets** panel, and follow seminars and incubation calls here. "
+                "Your GPU-hours are on the **Usage** page."
+            ),
+        },
+    ]
+
+
+def seed(store: Store, now: datetime | None = None) -> dict:
+    """Add the demo items once and keep their dates ahead; returns ``{"created": [titles],
+    "moved": [titles]}`` (both empty when there was nothing to do)."""
+    now = now or utcnow()
+    tz = store.default_tz
+    ours = [i for i in store.all_items() if i["created_by"] == DEMO_AUTHOR]
+    if not ours:
+        created = [store.create(item, DEMO_AUTHOR)["title"] for item in demo_items(now, tz)]
+        return {"created": created, "moved": []}
+    moved = []
+    for item in ours:
+        change = None
+        if item["kind"] == "seminar" and datetime.fromisoformat(item["end"]) <= _aware(now):
+            change = _seminar_times(now, item["timezone"])
+        elif item["kind"] == "call" and datetime.fromisoformat(item["deadline"]) <= _aware(now):
+            change = {"deadline": _deadline(now, item["timezone"])}
+        if change:
+            moved.append(store.update(item["id"], change, DEMO_AUTHOR)["title"])
+    return {"created": [], "moved": moved}
+
+
+def _aware(naive_utc: datetime) -> datetime:
+    return naive_utc.replace(tzinfo=ZoneInfo("UTC"))
