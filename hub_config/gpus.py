@@ -126,7 +126,7 @@ class GPUAllocator:
         if len(free) < count:
             raise NoFreeGPUs(
                 f"Not enough free {kind}s: you asked for {count}, {len(free)} of {len(matching)} are free. "
-                "Choose fewer GPUs or a CPU profile, or try again when a server stops."
+                "Try again when a server stops, or join the GPU queue from the start page."
             )
         chosen = free[:count]
         for g in chosen:
