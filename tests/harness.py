@@ -314,3 +314,44 @@ def copy_profiles(directory: Path) -> Path:
     target = directory / "profiles"
     shutil.copytree(REPO / "spawner_profiles", target)
     return target
+
+
+def wait_for(check, timeout=30, what="it", every=0.3):
+    """Poll ``check()`` until it gives something true and return that, or fail saying ``what``
+    did not happen in ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"{what} did not happen in {timeout}s")
+
+
+class SMTPInbox:
+    """A real SMTP server on loopback (aiosmtpd) keeping what it receives as
+    ``messages``: (recipient, subject, plain-text body). ``start()`` then ``stop()``."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, str, str]] = []
+        self.port = free_ports(1)[0]
+        self._controller = None
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        import email.policy
+
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        for to in envelope.rcpt_tos:
+            self.messages.append((to, message["Subject"], message.get_content()))
+        return "250 OK"
+
+    def start(self) -> SMTPInbox:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()

@@ -19,7 +19,7 @@ from tornado import web
 
 from .. import units
 from . import runtime
-from .hub import ServerNotices, installed, started_ts
+from .hub import ServerNotices, installed, save_state, started_ts
 
 
 def runtime_model(spawner, now: float | None = None) -> dict:
@@ -65,8 +65,7 @@ class ExtendAPIHandler(_ServerHandler):
     def post(self, name, server=""):
         spawner = self.running_spawner(name, server, "servers")
         spawner.extend()
-        spawner.orm_spawner.state = spawner.get_state()  # the new limit survives a hub restart
-        self.db.commit()
+        save_state(self.db, spawner)  # the new limit survives a hub restart
         self.write(json.dumps(runtime_model(spawner)))
 
 

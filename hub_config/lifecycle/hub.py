@@ -105,7 +105,7 @@ class Lifecycle:
         if not due:
             return
         spawner.runtime_warned.update(due)
-        save_state(app, spawner)
+        save_state(app.db, spawner)
         when = time.strftime("%H:%M UTC", time.gmtime(now + left))
         name = spawner.name or "default"
         log.info("%s's server %s stops at %s (run-time limit); warning sent", user.name, name, when)
@@ -181,11 +181,12 @@ class Lifecycle:
             log.warning("Stopping %s's server %r failed: %s %s", user, server, response.code, response.body[:300])
 
 
-def save_state(app, spawner) -> None:
-    """Keep what the loop learnt (warnings sent) across a hub restart."""
+def save_state(db, spawner) -> None:
+    """Keep the spawner's state (warnings sent, an extended limit) in the hub's database
+    ``db``, across a hub restart."""
     if spawner.orm_spawner is not None:
         spawner.orm_spawner.state = spawner.get_state()
-        app.db.commit()
+        db.commit()
 
 
 class ServerNotices:

@@ -3,16 +3,17 @@ max_servers; a warning before a short run-time limit (e-mail through a real SMTP
 hub pages) and the stop after it; an extension within the policy and one refused beyond
 it; a server whose GPUs stay idle is warned then stopped, a busy one keeps running."""
 
-import email
-import email.policy
 import json
 import time
+from functools import partial
 
+import harness
 import pytest
-from aiosmtpd.controller import Controller
-from harness import PASSWORD, Studio, free_ports, write_config, write_profiles
+from harness import PASSWORD, SMTPInbox, Studio, write_config, write_profiles
 
 from hub_config.usage.store import UsageStore
+
+wait_for = partial(harness.wait_for, timeout=40, what="it", every=0.5)
 
 PROFILES = """\
 profiles:
@@ -36,24 +37,11 @@ quotas:
 USERS = ["alice", "bob", "carol", "dan", "erin"]
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((envelope.rcpt_tos[0], message["Subject"], message.get_content()))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def inbox():
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_ports(1)[0])
-    controller.start()
-    handler.port = controller.port
-    yield handler
-    controller.stop()
+    inbox = SMTPInbox().start()
+    yield inbox
+    inbox.stop()
 
 
 @pytest.fixture(scope="module")
@@ -80,16 +68,6 @@ def studio(tmp_path_factory, inbox, utilisation):
     studio.start()
     yield studio
     studio.stop()
-
-
-def wait_for(check, timeout=40, what="it"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen in {timeout}s")
 
 
 def start(studio, user, server, options):

@@ -6,11 +6,14 @@ pages go to each test's tmp_path."""
 
 import os
 import re
-import time
+from functools import partial
 
 import pytest
 from playwright.sync_api import expect
+import harness
 from harness import CHROMIUM, PASSWORD, Studio, browser_login, write_config, write_profiles
+
+wait_for = partial(harness.wait_for, timeout=20, what="the queue")
 
 pytestmark = [
     pytest.mark.browser,
@@ -56,16 +59,6 @@ def queue(studio, user="admin"):
     r = studio.api("GET", "/queue", user=user)
     assert r.status_code == 200, r.text
     return r.json()["entries"]
-
-
-def wait_for(check, timeout=20, what="the queue"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not happen in {timeout}s")
 
 
 def clean_up(studio, *users):

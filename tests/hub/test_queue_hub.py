@@ -3,14 +3,15 @@ gets the GPU reserved (notice on the hub pages, an e-mail through a real SMTP se
 the first stops, a third cannot take it, the second starts; a member who asked for it is
 started by the hub itself; refusals that waiting cannot help are not queued."""
 
-import email
-import email.policy
 import time
+from functools import partial
 
+import harness
 import pytest
 import requests
-from aiosmtpd.controller import Controller
-from harness import PASSWORD, Studio, free_ports, write_config, write_profiles
+from harness import PASSWORD, SMTPInbox, Studio, write_config, write_profiles
+
+wait_for = partial(harness.wait_for, timeout=20, what="the queue")
 
 PROFILES = """\
 profiles:
@@ -30,22 +31,11 @@ quotas:
 USERS = ["alice", "bob", "carol", "dan"]
 
 
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def inbox():
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_ports(1)[0])
-    controller.start()
-    yield handler, controller.port
-    controller.stop()
+    inbox = SMTPInbox().start()
+    yield inbox
+    inbox.stop()
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +47,7 @@ def studio(tmp_path_factory, inbox):
         auth={"demo": {"password": PASSWORD, "users": users}},
         local={"user_accounts": "shared"},
         gpus={"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}]},
-        notifications={"smtp": {"host": "127.0.0.1", "port": inbox[1], "from": "AI Studio <studio@lab.example>"}},
+        notifications={"smtp": {"host": "127.0.0.1", "port": inbox.port, "from": "AI Studio <studio@lab.example>"}},
     ))
     studio.start()
     yield studio
@@ -70,18 +60,8 @@ def queue(studio, user):
     return r.json()["entries"]
 
 
-def wait_for(check, timeout=20, what="the queue"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not happen in {timeout}s")
-
-
 def test_the_second_member_waits_and_gets_the_gpu_when_the_first_stops(studio, inbox):
-    messages = inbox[0].messages
+    messages = inbox.messages
     assert studio.spawn("alice", {"profile": "one-gpu"}).status_code in (201, 202)
     refused = studio.spawn("bob", {"profile": "one-gpu"}, wait=False)
     assert refused.status_code == 409 and "join the GPU queue" in refused.json()["message"]
@@ -107,10 +87,8 @@ def test_the_second_member_waits_and_gets_the_gpu_when_the_first_stops(studio, i
     taken = studio.spawn("carol", {"profile": "one-gpu"}, wait=False)
     assert taken.status_code == 409 and "reserved for members in the queue" in taken.json()["message"]
     assert 'data-testid="queue-reserved-notice"' in studio.session("bob").get(f"{studio.url}/hub/home").text
-    [(to, mail)] = wait_for(lambda: [m for m in messages if m[0] == ["bob@lab.example"]], what="the e-mail")
-    message = email.message_from_string(mail, policy=email.policy.default)
-    assert message["Subject"].startswith("AI Studio: 1× A100 reserved for you until")
-    body = message.get_content()
+    [(to, subject, body)] = wait_for(lambda: [m for m in messages if m[0] == "bob@lab.example"], what="the e-mail")
+    assert subject.startswith("AI Studio: 1× A100 reserved for you until")
     assert "Start your server before" in body and f"{studio.url}/hub/queue" in body
 
     assert studio.spawn("bob", {"profile": "one-gpu"}).status_code in (201, 202)

@@ -7,9 +7,13 @@ fits the profile. Screenshots of the form go to each test's tmp_path."""
 
 import os
 import time
+from functools import partial
 
 import pytest
+import harness
 from harness import CHROMIUM, PASSWORD, Studio, browser_login, write_config, write_profiles
+
+wait_for = partial(harness.wait_for, timeout=30, what="it")
 
 pytestmark = [
     pytest.mark.browser,
@@ -110,16 +114,6 @@ def stop_all(studio, *users):
         deadline = time.monotonic() + 60
         while studio.api("GET", f"/users/{user}").json()["servers"] and time.monotonic() < deadline:
             time.sleep(0.3)
-
-
-def wait_for(check, timeout=30, what="it"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"{what} did not happen in {timeout}s")
 
 
 def test_gpu_counts_beyond_the_machine_are_disabled_and_say_why(studio, page, tmp_path):
