@@ -7,12 +7,15 @@
   because a mail server is down;
 - :class:`AddressBook`: the demo users' ``email`` in the config, else the address the
   identity provider gave at the last login (``member_contact``, usage database);
-- :class:`Notifier` puts them together: ``await notifier.notify(user, subject, body)``.
+- :class:`Notifier` puts them together: ``await notifier.notify(user, subject, body)``;
+- :func:`service_environment` / :func:`notifier_from_environment`: the same notifier in a
+  hub-managed service, which gets the settings from the hub through its environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import smtplib
@@ -293,3 +296,37 @@ def notifier_from_config(config: dict) -> Notifier | None:
     Raises :class:`StudioConfigError` naming the key when the SMTP settings cannot work."""
     notifier = Notifier.from_config(config)
     return notifier if notifier.enabled else None
+
+
+# --------------------------------------------------------------------------- services
+
+ENV_NOTIFICATIONS = "AISTUDIO_NOTIFICATIONS"
+
+
+def service_environment(config: dict) -> dict[str, str]:
+    """What a hub-managed service needs to build the studio's notifier, as environment
+    variables for its spec: the SMTP settings, the configured addresses and the usage
+    database (JSON in ``AISTUDIO_NOTIFICATIONS``), and the SMTP password's own variable
+    (a managed service inherits none of the hub's). Empty when mail is off."""
+    settings = smtp_settings(config)
+    if settings is None:
+        return {}
+    book = AddressBook.from_config(config)
+    smtp = dict(config["notifications"]["smtp"])
+    env = {ENV_NOTIFICATIONS: json.dumps({"smtp": smtp, "addresses": book.configured, "usage_db_url": book.db_url,
+                                          "public_url": config["notifications"].get("public_url")})}
+    if smtp.get("password_env"):
+        env[smtp["password_env"]] = settings.password or ""
+    return env
+
+
+def notifier_from_environment(environ: Mapping[str, str] = os.environ) -> Notifier | None:
+    """The notifier of a hub-managed service (see :func:`service_environment`); None when mail is off."""
+    raw = environ.get(ENV_NOTIFICATIONS)
+    if not raw:
+        return None
+    given = json.loads(raw)
+    settings = smtp_settings({"notifications": {"smtp": given["smtp"]}}, environ)
+    if settings is None:
+        return None
+    return Notifier(Mailer(settings), AddressBook(given.get("addresses"), given.get("usage_db_url")))

@@ -23,6 +23,7 @@ from tornado import web
 from traitlets import Any, Bool, Int, Unicode, default
 
 from .. import config as studio_config
+from .. import notifications
 from ..services.base import ServiceHandler, StudioService
 from ..services.spec import Role, ServiceSpec, access_scope
 from . import feeds
@@ -434,11 +435,18 @@ class AnnouncementsService(StudioService):
         config=True, env=ENV_DEMO)
 
     store = Any(help="The store (made from db_url when not given).")
+    notifier = Any(None, allow_none=True, help=(
+        "The studio's notifier (hub_config.notifications), from the settings the hub gives in "
+        "AISTUDIO_NOTIFICATIONS; None: mail is off."))
     openapi_path = str(Path(__file__).parent / "openapi.yaml")
 
     @default("store")
     def _default_store(self):
         return Store(self.db_url, body_max=self.body_max, default_tz=self.timezone)
+
+    @default("notifier")
+    def _default_notifier(self):
+        return notifications.notifier_from_environment()
 
     def handlers(self):
         args = {"store": self.store}
@@ -511,6 +519,7 @@ def spec(config: dict, token: str) -> ServiceSpec | None:
             ENV_TIMEZONE: ann["timezone"],
             ENV_BODY_MAX: str(ann["max_body_chars"]),
             ENV_DEMO: "true" if ann["demo"] else "false",
+            **notifications.service_environment(config),
         },
         every_user=True,
         oauth_client_scopes=(WRITE_SCOPE,),

@@ -73,7 +73,7 @@ ALLOWED = {
     "queue": {"usage"},
     "usage": {"services"},
     "datasets": {"services"},
-    "announcements": {"services"},
+    "announcements": {"services", "notifications"},
     "services": set(),
     "auth": {"notifications"},
     "cli": {"datasets", "usage", "queue"},

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from hub_config import config as studio_config
 from hub_config.auth import oidc
-from hub_config.notifications import AddressBook, Mailer, Notifier, SMTPSettings, notifier_from_config, smtp_settings
+from hub_config.notifications import (AddressBook, Mailer, Notifier, SMTPSettings, notifier_from_config,
+                                      notifier_from_environment, service_environment, smtp_settings)
 from hub_config.usage.models import MemberContact
 
 REPO = Path(__file__).resolve().parents[2]
@@ -327,6 +328,22 @@ async def test_notifier_mails_members_it_has_an_address_for(smtp_server, tmp_pat
     assert [(m["To"], text_of(m)) for m in inbox.messages()] == [("alice@aistudio.example", BODY)]
     assert "notice 'GPU reserved' mailed to alice <alice@aistudio.example>" in caplog.text
     assert "notice 'GPU reserved' for zed not sent: no e-mail address known" in caplog.text
+
+
+async def test_a_service_gets_the_same_notifier_through_its_environment(smtp_server, tmp_path, monkeypatch):
+    controller, inbox = smtp_server
+    monkeypatch.setenv("STUDIO_SMTP_PASSWORD", "s3cret")
+    cfg = studio_cfg({"host": "127.0.0.1", "port": controller.port, "from": "studio@aistudio.example",
+                      "username": "studio", "password_env": "STUDIO_SMTP_PASSWORD"},
+                     path=REPO / "aistudio.yaml", data_dir=tmp_path)
+    env = service_environment(cfg)
+    # the password travels in its own variable, never inside the JSON settings
+    assert env["STUDIO_SMTP_PASSWORD"] == "s3cret" and "s3cret" not in env["AISTUDIO_NOTIFICATIONS"]
+    notifier = notifier_from_environment(env)
+    assert notifier.mailer.settings == smtp_settings(cfg)
+    assert notifier.addresses.address_of("alice") == "alice@aistudio.example"
+    assert service_environment(studio_cfg(path=REPO / "aistudio.yaml", data_dir=tmp_path)) == {}
+    assert notifier_from_environment({}) is None
 
 
 async def test_notifier_with_mail_off_sends_nothing(tmp_path):
