@@ -8,11 +8,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 from pathlib import Path
 
 import jsonschema
 import yaml
+
+from . import environments
 
 HERE = Path(__file__).parent
 DEFAULTS_PATH = HERE / "defaults.yaml"
@@ -66,8 +67,6 @@ def resolve_paths(config: dict, base_dir: Path) -> dict:
 
     config["data_dir"] = absolute(config["data_dir"])
     config["profiles_dir"] = absolute(config["profiles_dir"])
-    if config["local"].get("python_env"):
-        config["local"]["python_env"] = absolute(config["local"]["python_env"])
     idle = (config.get("lifecycle") or {}).get("gpu_idle") or {}
     if idle.get("file"):
         idle["file"] = absolute(idle["file"])
@@ -96,8 +95,15 @@ def load(path: str | os.PathLike | None = None, *, data_dir=None, port=None) -> 
         if not isinstance(override, dict):
             raise StudioConfigError(f"{path}: (top level): must be a mapping of settings")
         base_dir = path.resolve().parent
-    config = deep_merge(defaults(), override)
+    base = defaults()
+    # an environment's requirement file: the defaults' in the checkout, the config's beside it
+    environments.resolve_requirement_paths(base["environments"], HERE.parent)
+    environments.resolve_requirement_paths(override.get("environments"), base_dir)
+    config = deep_merge(base, override)
     validate(config, source)
+    problems = environments.check(config)
+    if problems:
+        raise StudioConfigError("\n".join(f"{source}: {line}" for line in problems))
     config = resolve_paths(config, base_dir)
     if data_dir is not None:
         config["data_dir"] = str(Path(data_dir).expanduser().resolve())
@@ -122,12 +128,6 @@ def user_accounts(config: dict) -> str:
     if wanted == "auto":
         return "system" if os.geteuid() == 0 else "shared"
     return wanted
-
-
-def python_env(config: dict) -> str:
-    """Environment whose jupyterhub-singleuser starts servers (real path: users
-    cannot pass through a symlink inside a folder they may not read)."""
-    return os.path.realpath(config["local"]["python_env"] or sys.prefix)
 
 
 def demo_groups(config: dict) -> dict[str, list[str]]:

@@ -138,6 +138,7 @@ class Profile:
     max_runtime: int | None = None  # seconds
     options: dict = field(default_factory=dict)  # name -> Option
     gpu_idle: tuple | None = None  # (threshold %, seconds): stop a server whose GPUs stay that idle that long
+    environments: tuple = ()  # Python environments a member may choose, the default first (none: the studio's default)
 
     def access_groups(self, username: str, groups) -> set | None:
         """Groups through which ``username`` may launch this profile.
@@ -178,6 +179,7 @@ class AllowedProfile:
             "default": p.default,
             "resources": p.resources.as_dict(),
             "max_runtime": units.format_duration(p.max_runtime) if p.max_runtime else None,
+            "environments": list(p.environments),
             "options": {
                 name: {
                     "display_name": p.options[name].display_name,
@@ -201,6 +203,7 @@ class Launch:
     profile: Profile
     resources: Resources
     options: dict  # option name -> formatted value, as stored in user_options
+    environment: str | None = None  # the chosen Python environment (None: the studio's default)
 
     @property
     def max_runtime(self):
@@ -285,6 +288,8 @@ class ProfileSet:
 
     def _apply_options(self, allowed: AllowedProfile, options: dict, username, groups) -> Launch:
         profile = allowed.profile
+        options = dict(options)
+        environment = choose_environment(profile, options.pop(ENVIRONMENT_OPTION, None))
         unknown = sorted(set(options) - set(profile.options))
         if unknown:
             offered = ", ".join(profile.options) or "none"
@@ -318,7 +323,24 @@ class ProfileSet:
                 value = allowed.default_value(name)
             chosen[name] = option.format(value)
             changes[name] = value
-        return Launch(profile, replace(profile.resources, **changes), chosen)
+        if len(profile.environments) > 1:
+            chosen[ENVIRONMENT_OPTION] = environment
+        return Launch(profile, replace(profile.resources, **changes), chosen, environment)
+
+
+ENVIRONMENT_OPTION = "environment"  # the user_options key of the chosen environment (KubeSpawner's image choice)
+
+
+def choose_environment(profile: Profile, asked) -> str | None:
+    """The environment a launch of ``profile`` runs in: the one asked for, which must be one the
+    profile offers (400 otherwise), else the profile's first (None: the studio's default)."""
+    if asked in (None, ""):
+        return profile.environments[0] if profile.environments else None
+    if asked not in profile.environments:
+        offered = ", ".join(profile.environments) or "only the studio's default"
+        raise LaunchRejected(400, f"environment={asked!r} is not offered by profile {profile.slug!r}; "
+                                  f"choose one of: {offered}.")
+    return asked
 
 
 # --------------------------------------------------------------------------- loading
@@ -473,6 +495,7 @@ def _build_profile(path: str, index: int, raw: dict, problems: list) -> Profile 
         gpu_idle=(float(raw["gpu_idle"]["threshold"]), units.parse_duration(raw["gpu_idle"]["after"]))
         if "gpu_idle" in raw else None,
         options=options,
+        environments=tuple(raw.get("environments", ())),
     )
 
 
@@ -519,8 +542,9 @@ def profile_files(paths) -> list[Path]:
     return files
 
 
-def load_profiles(paths) -> ProfileSet:
-    """Load and check a whole set of profiles; raise :class:`InvalidProfiles` on any problem."""
+def load_profiles(paths, environments=None) -> ProfileSet:
+    """Load and check a whole set of profiles; raise :class:`InvalidProfiles` on any problem.
+    ``environments``: the studio's environment names, which profiles may name (None: not checked)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files = profile_files(paths)
@@ -540,6 +564,7 @@ def load_profiles(paths) -> ProfileSet:
                 continue
             seen[profile.slug] = profile
             profiles.append(profile)
+            problems.extend(unknown_environments(profile, environments))
     defaults = [p for p in profiles if p.default]
     for extra in defaults[1:]:
         problems.append(
@@ -554,6 +579,16 @@ def load_profiles(paths) -> ProfileSet:
     if problems:
         raise InvalidProfiles(problems)
     return ProfileSet(profiles, tuple(str(f) for f in files), policy.build())
+
+
+def unknown_environments(profile: Profile, known) -> list[ProfileProblem]:
+    if known is None:
+        return []
+    return [
+        ProfileProblem(profile.source, profile.slug, f"environments[{i}]",
+                       f"{name!r} is not an environment of the studio config (environments.available: {', '.join(known)})")
+        for i, name in enumerate(profile.environments) if name not in known
+    ]
 
 
 class _PolicyBuilder:
@@ -607,12 +642,13 @@ class ProfileStore:
     the last good set and logs every problem; the first load must succeed.
     """
 
-    def __init__(self, directory, logger: logging.Logger | None = None):
+    def __init__(self, directory, logger: logging.Logger | None = None, environments=None):
         self.directory = Path(directory)
         self.log = logger or log
+        self.environments = environments
         self._lock = threading.Lock()
         self._stamp = self._fingerprint()
-        self._set = load_profiles(self.directory)
+        self._set = load_profiles(self.directory, environments)
         self._rejected_stamp = None
         self.last_problems: list[ProfileProblem] = []
 
@@ -629,7 +665,7 @@ class ProfileStore:
             return self._set
         with self._lock:
             try:
-                new = load_profiles(self.directory)
+                new = load_profiles(self.directory, self.environments)
             except InvalidProfiles as e:
                 self._rejected_stamp = stamp
                 self.last_problems = e.problems

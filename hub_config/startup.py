@@ -9,7 +9,7 @@ from pathlib import Path
 from traitlets.config import Config
 
 from . import config as studio_config
-from . import configurer
+from . import configurer, environments
 from .auth.oidc import OIDCSetupError
 from .profiles import InvalidProfiles, load_profiles
 
@@ -38,6 +38,24 @@ def others_can_run(path: str) -> bool:
     return p.exists() and bool(os.stat(p).st_mode & 0o005 == 0o005)
 
 
+def check_environments(cfg: dict) -> None:
+    """Servers run from the members' environments: refuse one that the users' accounts cannot
+    run, and say which are not built (a start in one of those is refused with how to build it)."""
+    system = studio_config.user_accounts(cfg) == "system"
+    missing = []
+    for env in environments.configured(cfg).values():
+        if not environments.is_built(env):
+            missing.append(env.name)
+        elif system and not others_can_run(env.server_command):
+            fail(
+                f"{env.server_command} cannot be run by the users' system accounts (a folder on its path is private). "
+                "Set environments.root to a readable place and run `aistudio env build`."
+            )
+    if missing:
+        log.warning("Environments not built on this machine: %s; servers cannot start in them until "
+                    "`aistudio env build %s` has run", ", ".join(missing), " ".join(missing))
+
+
 def prepare() -> Config:
     """Load and check the studio config and profiles; return the traitlets config."""
     # A hub started in the background inherits SIGINT ignored and would hand that on to
@@ -53,18 +71,12 @@ def prepare() -> Config:
     except OIDCSetupError as e:
         fail(f"OpenID Connect login: {e}")
     try:
-        profiles = load_profiles(cfg["profiles_dir"])
+        profiles = load_profiles(cfg["profiles_dir"], list(cfg["environments"]["available"]))
     except InvalidProfiles as e:
         fail(f"invalid profiles in {cfg['profiles_dir']}:\n{e}")
     local = cfg["mode"] == "local"
-    if local and studio_config.user_accounts(cfg) == "system":
-        python = os.path.join(studio_config.python_env(cfg), "bin", "python")
-        if not others_can_run(python):
-            fail(
-                f"{python} cannot be run by the users' system accounts (a folder on its path is private). "
-                "Set local.python_env to an environment in a readable place, "
-                "or run scripts/setup.sh, which puts it there."
-            )
+    if local:
+        check_environments(cfg)
     data_dir = Path(cfg["data_dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything AI Studio needs into .venv (idempotent).
-#   scripts/setup.sh          what `aistudio up` needs: Python packages, configurable-http-proxy
-#   scripts/setup.sh --test   also the test tools: pytest, Playwright, Debian's Chromium and PostgreSQL, helm
+#   scripts/setup.sh          what `aistudio up` needs: Python packages, configurable-http-proxy,
+#                             the members' data-science environment (aistudio env build)
+#   scripts/setup.sh --test   also the test tools: pytest, Playwright, Debian's Chromium and PostgreSQL, helm,
+#                             and every members' environment (deep-learning too: PyTorch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -57,8 +59,9 @@ fi
 # pip runs from the real path so that scripts' #! lines never go through the link
 pip=("$(readlink -f .venv)/bin/python" -m pip install -q --disable-pip-version-check)
 if [ "$want_test" = 1 ]; then "${pip[@]}" -e ".[test]"; else "${pip[@]}" -e .; fi
-# the studio's JupyterLab extension (extensions/lab): local servers run from this environment
-"${pip[@]}" ./extensions/lab
+# the studio's JupyterLab extension (extensions/lab), whose server routes the unit tests import;
+# members' servers run from their own environments, built below
+flock /tmp/aistudio-labbuild.lock "${pip[@]}" ./extensions/lab
 
 # configurable-http-proxy (npm) installs into the environment's own bin/
 chp_version=5.3.0
@@ -72,4 +75,7 @@ if [ "$want_test" = 1 ] && { [ ! -e tests/oidc/node_modules/.package-lock.json ]
     echo "setup: npm ci in tests/oidc (the OpenID Provider of the login tests)"
     npm ci --prefix tests/oidc --silent --no-fund --no-audit >/dev/null
 fi
+# members' environments, separate from this one (docs/environments.md); skipped while unchanged
+envs=(data-science); [ "$want_test" = 1 ] && envs=()  # none named: every one
+flock /tmp/aistudio-labbuild.lock .venv/bin/aistudio env build "${envs[@]}"
 echo "setup: ready ($(.venv/bin/jupyterhub --version | head -1) with configurable-http-proxy $chp_version)"

@@ -39,6 +39,21 @@ USERS = {
 # System accounts get a prefix unique to this test run, removed at the end.
 ACCOUNT_PREFIX = f"t{secrets.token_hex(2)}-"
 
+# Members' environments: the ones `aistudio env build` makes for the checkout (as root the
+# shared default; otherwise those of the checkout's data folder, .aistudio/user-envs).
+ENVIRONMENTS_ROOT = None if os.geteuid() == 0 else str(REPO / ".aistudio" / "user-envs")
+_environments_built: list = []
+
+
+def build_environments() -> None:
+    """Build the members' environments, or bring their extension up to date, once per test run
+    (a few seconds when nothing changed)."""
+    if _environments_built:
+        return
+    result = subprocess.run([*AISTUDIO, "env", "build"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, f"aistudio env build failed:\n{result.stdout}{result.stderr}"
+    _environments_built.append(result.stdout)
+
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct ports free right now (all held open while picking)."""
@@ -64,6 +79,7 @@ def write_config(directory: Path, profiles_dir: Path, **overrides) -> Path:
         "hub": hub_ports(),
         "auth": {"demo": {"password": PASSWORD, "users": USERS}},
         "local": {"system_user_prefix": ACCOUNT_PREFIX},
+        "environments": {"root": ENVIRONMENTS_ROOT},
         "gpus": {"discovery": "inventory", "inventory": [{"index": 0, "type": "a100"}, {"index": 1, "type": "a100"}]},
         "spawn": {"start_timeout": 90, "http_timeout": 90},
         "usage": {"service_port": service_ports[0]},
@@ -102,6 +118,7 @@ class Studio:
 
     def start(self, timeout=60, tries=3):
         """Start the studio; ports taken meanwhile by another process are picked anew."""
+        build_environments()
         for attempt in range(tries):
             try:
                 return self._start_once(timeout)

@@ -117,6 +117,14 @@ announcements: 8012
 {{- $_ := set $kube "hub_connect_url" (printf "http://%s:8081" (include "aistudio.hubName" .)) }}
 {{- if .Values.singleuser.images.override }}
 {{- $_ := set $kube "default_image" (include "aistudio.image" .Values.singleuser.images.cpu) }}
+{{- /* the members' environments run in the images built from their requirement files */}}
+{{- $envs := deepCopy (get $studio "environments" | default dict) }}
+{{- $available := get $envs "available" | default dict }}
+{{- range $name, $image := dict "data-science" .Values.singleuser.images.cpu "deep-learning" .Values.singleuser.images.gpu }}
+{{- $_ := set $available $name (merge (dict "image" (include "aistudio.image" $image)) (get $available $name | default dict)) }}
+{{- end }}
+{{- $_ := set $envs "available" $available }}
+{{- $_ := set $studio "environments" $envs }}
 {{- end }}
 {{- $_ := set $studio "kubernetes" $kube }}
 {{- $_ := set $studio "hub" $hub }}
@@ -172,6 +180,7 @@ announcements: 8012
 {{- end }}
 {{- if .Values.singleuser.images.override }}
 {{- $images = append $images (include "aistudio.image" .Values.singleuser.images.cpu) }}
+{{- $images = append $images (include "aistudio.image" .Values.singleuser.images.gpu) }}
 {{- end }}
 {{- $images = concat $images .Values.prePuller.extraImages }}
 {{- toYaml (uniq $images | sortAlpha) }}

@@ -1,5 +1,5 @@
 """The ``aistudio`` command: one module per command group (``up``, ``profiles``,
-``usage``, ``queue``, ``datasets``, ``upgrade-db``, ``backup``/``restore``), sharing the config loading here, one table printer
+``usage``, ``queue``, ``datasets``, ``upgrade-db``, ``backup``/``restore``, ``env``), sharing the config loading here, one table printer
 (``output``) and one date parser (``dates``)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_config(args, **overrides) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import backup, datasets, profiles, queue, up, upgrade, usage
+    from . import backup, datasets, env, profiles, queue, up, upgrade, usage
 
     parser = argparse.ArgumentParser(prog="aistudio", description="AI Studio: run the studio and manage its quota profiles.")
     parser.add_argument("--config", help=f"studio config file (default: ./{DEFAULT_CONFIG} if present, else built-in defaults)")
@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_parser(sub, load_config)
     upgrade.add_parser(sub)
     backup.add_parser(sub)
+    env.add_parser(sub)
     return parser
 
 

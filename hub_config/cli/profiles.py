@@ -12,9 +12,10 @@ from .output import print_table
 
 
 def cmd_profiles_validate(args) -> int:
-    paths = args.paths or [load_config(args)["profiles_dir"]]
+    cfg = load_config(args)
+    paths = args.paths or [cfg["profiles_dir"]]
     try:
-        profiles = load_profiles(paths)
+        profiles = load_profiles(paths, list(cfg["environments"]["available"]))
     except InvalidProfiles as e:
         for problem in e.problems:
             print(problem)

@@ -37,7 +37,8 @@ LAUNCH_TRAITS = (
 
 
 def pod_settings(
-    launch: Launch, *, base: dict, gpu_resource: str, gpu_types: dict, request_fraction: float, datasets=()
+    launch: Launch, *, base: dict, gpu_resource: str, gpu_types: dict, request_fraction: float, datasets=(),
+    images: dict | None = None,
 ) -> dict:
     """KubeSpawner trait values for ``launch``, on top of the configured ``base`` values.
 
@@ -45,10 +46,15 @@ def pod_settings(
     resource name, e.g. a MIG profile), the type's node selector, tolerations and
     affinity, ``/dev/shm`` as a memory-backed emptyDir, labels naming profile and GPUs,
     and one read-only volume per granted dataset (``datasets``: MountSpecs decided on the hub).
+    The image is the chosen environment's (``images``: environment name -> image), as KubeSpawner's
+    image choice sets it; a profile that names no environments keeps its own ``image``.
     """
     res, profile = launch.resources, launch.profile
     settings = copy.deepcopy(base)
-    if profile.image:
+    environment_image = (images or {}).get(launch.environment) if launch.environment else None
+    if environment_image:
+        settings["image"] = environment_image
+    elif profile.image:
         settings["image"] = profile.image
     settings["cpu_limit"] = res.cpu
     settings["cpu_guarantee"] = round(res.cpu * request_fraction, 3)
@@ -141,6 +147,7 @@ class StudioKubeSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, KubeSpawner):
             gpu_types=self.gpu_types,
             request_fraction=self.request_fraction,
             datasets=datasets,
+            images={name: env.get("image") for name, env in self.environments.items()},
         )
         for name, value in settings.items():
             setattr(self, name, value)

@@ -17,6 +17,7 @@ from tornado import web
 from traitlets import Enum, List, Unicode
 
 from ..datasets.mounts import write_as
+from ..environments import SERVER_COMMAND, EnvironmentNotBuilt
 from ..gpus import GPUAllocator, NoFreeGPUs, cuda_env, discover
 from . import limits
 from .datasets import DatasetsSpawnerMixin
@@ -95,10 +96,6 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         "/tmp/aistudio-homes", help="Parent of the users' home folders in shared mode."
     ).tag(config=True)
 
-    python_env = Unicode(
-        help="Python environment of jupyterhub-singleuser; its bin/ leads the servers' PATH."
-    ).tag(config=True)
-
     studio_id = Unicode(
         "", help="Tells this studio's cgroups from another's on the same machine (from its data folder)."
     ).tag(config=True)
@@ -139,6 +136,29 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
 
     def gpu_target(self) -> dict:
         return {"devices": tuple(g.visible_id for g in self.gpus.held_by(self.owner_key))}
+
+    # ------------------------------------------------------------ environments
+
+    def environment_path(self, name: str) -> str:
+        return (self.environments.get(name) or {}).get("path", "")
+
+    def environment_unavailable(self, name: str) -> str | None:
+        if not os.access(os.path.join(self.environment_path(name), "bin", SERVER_COMMAND), os.X_OK):
+            return str(EnvironmentNotBuilt(name))
+        return None
+
+    def use_environment(self, name: str) -> None:
+        """Run the server from environment ``name`` (its jupyterhub-singleuser, its bin/ first on PATH),
+        or refuse the start plainly when it is not built here."""
+        why = self.environment_unavailable(name)
+        if why is not None:
+            error = web.HTTPError(503, why, reason="Environment not built")
+            error.jupyterhub_message = why
+            raise error
+        self.python_env = self.environment_path(name)
+        self.cmd = [os.path.join(self.python_env, "bin", SERVER_COMMAND)]
+
+    python_env = ""  # the environment of the current start
 
     def form_context(self):
         # free GPUs per type: the mixin's form counts them (gpu_capacity_source), with the queue's reservations
@@ -296,7 +316,13 @@ class StudioLocalSpawner(DatasetsSpawnerMixin, ProfileSpawnerMixin, LocalProcess
         self.report(10, "Checking your profile and options")
         launch = self.decide_launch()
         res = launch.resources
-        self.report(20, f"Profile {launch.profile.display_name}: {res.describe()}")
+        try:
+            self.use_environment(self.environment_of(launch))
+        except web.HTTPError:
+            self.end_usage(discard=True)
+            raise
+        self.report(20, f"Profile {launch.profile.display_name}: {res.describe()}; "
+                        f"environment {self.environment_of(launch)}")
         self.cpu_limit = res.cpu
         self.mem_limit = res.memory
         if res.gpus:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import jinja2
 from tornado import web
-from traitlets import Any, HasTraits, Integer, Unicode, default
+from traitlets import Any, Dict, HasTraits, Integer, Unicode, default
 
 from .. import quotas, units
-from ..profiles import Launch, LaunchRejected, ProfileStore
+from ..profiles import ENVIRONMENT_OPTION, Launch, LaunchRejected, ProfileStore
 from ..queue.hub import gpu_queue
 from ..queue import core as queue_core
 from ..queue.manager import ClusterCapacity, GPUQueue, MoreThanThereAre, MustWait, Wanted, more_than_there_are
@@ -90,10 +90,10 @@ def repeats_title(title: str, badge: str) -> bool:
     return all(set(_WORDS.findall(part.lower())) <= words for part in badge.split(", "))
 
 
-def profile_store(directory: str, log=None) -> ProfileStore:
-    """One store per profiles folder for the whole hub process."""
+def profile_store(directory: str, log=None, environments=None) -> ProfileStore:
+    """One store per profiles folder for the whole hub process (profiles may name ``environments``)."""
     if directory not in _stores:
-        _stores[directory] = ProfileStore(directory, log)
+        _stores[directory] = ProfileStore(directory, log, environments)
     return _stores[directory]
 
 
@@ -113,6 +113,19 @@ class ProfileSpawnerMixin(HasTraits):
     ).tag(config=True)
 
     usage_id = Integer(0, help="Usage record of the current server (0: none).")
+
+    environments = Dict(
+        help="Members' Python environments by name: {description, image, path} (hub_config.environments)."
+    ).tag(config=True)
+
+    default_environment = Unicode("", help="The environment of a profile that names none.").tag(config=True)
+
+    def environment_unavailable(self, name: str) -> str | None:
+        """Why a server cannot start in environment ``name`` here (None: it can)."""
+        return None
+
+    def environment_of(self, launch: Launch) -> str:
+        return launch.environment or self.default_environment
 
     @property
     def usage(self) -> UsageStore | None:
@@ -137,7 +150,7 @@ class ProfileSpawnerMixin(HasTraits):
 
     @property
     def profiles(self):
-        return profile_store(self.profiles_dir, self.log).current()
+        return profile_store(self.profiles_dir, self.log, tuple(self.environments) or None).current()
 
     def user_groups(self) -> list[str]:
         return sorted(g.name for g in self.user.groups)
@@ -283,6 +296,8 @@ class ProfileSpawnerMixin(HasTraits):
                         "part": badge_parts(replace(res_now, **{name: value})).get(name, ""),
                     })
                 choices.append({"name": name, "display_name": option.display_name, "values": rows})
+            if len(p.environments) > 1:
+                choices.append(self.environment_choice(p))
             cards.append({
                 "profile": p,
                 "disabled": disabled,
@@ -292,6 +307,17 @@ class ProfileSpawnerMixin(HasTraits):
                 "badge": {"parts": parts, "text": badge_text(parts), "title_text": title_text},
             })
         return cards
+
+    def environment_choice(self, profile) -> dict:
+        """The form's choice among a profile's environments (KubeSpawner's image choice); one that
+        cannot start here is disabled with why."""
+        rows = []
+        for index, name in enumerate(profile.environments):
+            why = self.environment_unavailable(name)
+            description = (self.environments.get(name) or {}).get("description")
+            rows.append({"value": name, "label": f"{name} ({description})" if description else name,
+                         "selected": index == 0, "disabled": why is not None, "reason": why, "part": ""})
+        return {"name": ENVIRONMENT_OPTION, "display_name": "Environment", "values": rows}
 
     def options_from_form(self, formdata):
         """``{"profile": slug, "<option>": value}`` as KubeSpawner stores it."""

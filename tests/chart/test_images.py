@@ -380,8 +380,15 @@ def test_pip_pins_are_the_studios(dockerfile):
 @pytest.mark.parametrize("dockerfile", [d for d in DOCKERFILES if d.parent.name.startswith("singleuser-")],
                          ids=[i for i in IDS if i.startswith("singleuser-")])
 def test_singleuser_images_install_the_hubs_jupyterhub(dockerfile):
+    """Through the requirement file of their environment (images/environments), which pins
+    jupyterhub-singleuser at the hub's version."""
     version = pins(pyproject()["project"]["dependencies"])["jupyterhub"]
-    assert f'"jupyterhub=={version}"' in dockerfile.read_text()
+    files = re.findall(r"-r /tmp/environments/(\S+\.txt)", dockerfile.read_text())
+    assert files, f"{dockerfile}: installs no requirement file of images/environments"
+    lines = [line.split("#")[0].strip() for f in files for line in (REPO / "images" / "environments" / f).read_text().splitlines()]
+    included = [line.split()[1] for line in lines if line.startswith("-r ")]
+    lines += [line.split("#")[0].strip() for f in included for line in (REPO / "images" / "environments" / f).read_text().splitlines()]
+    assert f"jupyterhub=={version}" in lines
 
 
 # --------------------------------------------------------------------------- chartpress

@@ -55,7 +55,9 @@ def test_spawn_through_api_runs_jupyterlab_as_own_account(studio):
         assert env["CUDA_VISIBLE_DEVICES"] == ""
         assert env["AISTUDIO_PROFILE"] == "cpu-small"
         model = studio.api("GET", "/users/bob").json()
-        assert model["servers"][""]["user_options"] == {"profile": "cpu-small", "memory": "4Gi"}
+        # the profile's first environment: the server runs from it, not from the hub's
+        assert model["servers"][""]["user_options"] == {"profile": "cpu-small", "memory": "4Gi", "environment": "data-science"}
+        assert env["PATH"].split(os.pathsep)[0].endswith("/data-science/bin")
     finally:
         studio.stop_server("bob")
 

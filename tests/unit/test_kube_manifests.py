@@ -114,7 +114,7 @@ async def test_every_profile_and_option_builds_a_valid_hardened_pod(options):
     limits, requests = container["resources"]["limits"], container["resources"]["requests"]
     assert float(limits["cpu"]) == res.cpu and float(requests["cpu"]) == res.cpu
     assert int(limits["memory"]) == res.memory and int(requests["memory"]) == res.memory
-    assert container["image"] == launch.profile.image
+    assert container["image"] == spawner.environments[launch.environment]["image"]  # the chosen environment's
     assert container["imagePullPolicy"] == "IfNotPresent"
     labels = pod["metadata"]["labels"]
     assert labels["aistudio.io/profile"] == launch.profile.slug and labels["hub.jupyter.org/username"] == "alice"

@@ -107,7 +107,8 @@ def test_group_bounds_combine_to_most_generous(shipped):
 def test_resolve_applies_options_and_defaults(shipped):
     launch = shipped.resolve("alice", ["gpu-residents"], {"profile": "gpu-multi", "gpus": 3, "memory": "128Gi"})
     assert (launch.resources.gpus, launch.resources.memory, launch.resources.cpu) == (3, 128 * GiB, 16)
-    assert launch.options == {"gpus": "3", "memory": "128Gi"}
+    assert launch.options == {"gpus": "3", "memory": "128Gi", "environment": "deep-learning"}
+    assert launch.environment == "deep-learning"  # the profile's first
     assert launch.max_runtime == 24 * 3600
     default = shipped.resolve("alice", ["gpu-residents"], {})
     assert default.profile.slug == "cpu-small" and default.resources.memory == 8 * GiB
