@@ -7,11 +7,13 @@ hub side decides, nothing a server says is consulted. Every user holds the scope
 registry (``store``):
 
     GET  api/datasets?q=&tag=               datasets granted to you (published, unexpired)
+         api/datasets?limit=&cursor=&q=&tag=   one page of them: {items, next_cursor} (listing.py)
     GET  api/datasets/NAME                  its metadata (403 not granted, 404 no such dataset)
     GET  api/datasets/NAME/schema           files, columns and types
     GET  api/datasets/NAME/preview?file=&rows=   the first rows (at most preview.max_rows, cut at max_bytes)
     GET  api/datasets/NAME/snippet?file=    code that loads it with pandas or pyarrow
     GET  api/requestable?q=&tag=            datasets you may request: metadata only, never data
+         api/requestable?limit=&cursor=&q=&tag=   one page of them
     GET  api/requests                       your access requests and their decisions
     POST api/requests {dataset, purpose}    ask a steward for access
 
@@ -34,7 +36,7 @@ from traitlets import Any, Dict, Unicode, default
 from .. import config as studio_config
 from ..services.base import ServiceHandler, StudioService
 from ..services.spec import ServiceSpec
-from . import files
+from . import files, listing
 from .models import DatasetError
 from .store import DatasetStore
 
@@ -97,6 +99,19 @@ class CatalogueHandler(ServiceHandler):
             raise web.HTTPError(400, f"{name} must be at most {limit} characters")
         return value.strip() if value is not None else value
 
+    def page_query(self) -> listing.PageQuery | None:
+        """The page asked by ?limit= and ?cursor= (with ?q= and ?tag=); None when neither is
+        given: the whole list, as clients before paging ask it."""
+        raw_limit, cursor = self.get_argument("limit", None), self.get_argument("cursor", None)
+        if raw_limit is None and cursor is None:
+            return None
+        try:
+            return listing.PageQuery(q=self.text_arg("q", 200), tag=self.text_arg("tag", 100),
+                                     after=listing.decode_cursor(cursor) if cursor else None,
+                                     limit=listing.parse_limit(raw_limit))
+        except listing.BadArgument as e:
+            raise web.HTTPError(400, str(e)) from None
+
     def pick_file(self, ds, what: str) -> tuple[str, dict]:
         """The dataset file named by ?file= (default: its first), checked against the scan's list."""
         entries = {f["path"]: f for f in ds.schema}
@@ -116,6 +131,12 @@ class DatasetsHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, groups = self.who
+        page = self.page_query()
+        if page is not None:
+            found = listing.granted_page(self.store.engine, user, groups, page)
+            self.store.audit("list", user, None, count=len(found["items"]), q=page.q, tag=page.tag, page=True)
+            self.send_json({**found, "mount_root": self.cfg["mount_root"]})
+            return
         q, tag = self.text_arg("q", 200), self.text_arg("tag", 100)
         found = [d for d in self.store.authorised_summaries(user, groups) if _matches(d, q, tag)]
         self.store.audit("list", user, None, count=len(found), q=q, tag=tag)
@@ -177,6 +198,10 @@ class RequestableHandler(CatalogueHandler):
     @web.authenticated
     def get(self):
         user, groups = self.who
+        page = self.page_query()
+        if page is not None:
+            self.send_json(listing.requestable_page(self.store.engine, user, groups, page))
+            return
         q, tag = self.text_arg("q", 200), self.text_arg("tag", 100)
         found = [d for d in self.store.requestable(user, groups) if _matches(d, q, tag)]
         self.send_json({"datasets": found})

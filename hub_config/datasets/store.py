@@ -32,7 +32,7 @@ from .models import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def _grant_filter(user: str, groups, now: float):
+def grant_filter(user: str, groups, now: float):
     who = (Grant.kind == "user") & (Grant.principal == user)
     groups = list(groups)
     if groups:
@@ -242,7 +242,7 @@ class DatasetStore:
     def authorised(self, user: str, groups, now: float | None = None) -> list[Dataset]:
         """Published datasets granted to ``user`` or one of ``groups``, unexpired (one query)."""
         now = time.time() if now is None else now
-        ids = select(Grant.dataset_id).where(_grant_filter(user, groups, now))
+        ids = select(Grant.dataset_id).where(grant_filter(user, groups, now))
         query = select(Dataset).where(Dataset.status == "published", Dataset.id.in_(ids)).order_by(Dataset.name)
         with Session(self.engine, expire_on_commit=False) as s:
             rows = list(s.scalars(query))
@@ -252,7 +252,7 @@ class DatasetStore:
     def authorised_summaries(self, user: str, groups, now: float | None = None) -> list[dict]:
         """The member's list, read with plain columns (no ORM objects): what the catalogue lists."""
         now = time.time() if now is None else now
-        ids = select(Grant.dataset_id).where(_grant_filter(user, groups, now))
+        ids = select(Grant.dataset_id).where(grant_filter(user, groups, now))
         cols = (Dataset.name, Dataset.title, Dataset.description, Dataset.tags_json, Dataset.format,
                 Dataset.row_count, Dataset.size_bytes, Dataset.version, Dataset.steward)
         query = select(*cols).where(Dataset.status == "published", Dataset.id.in_(ids)).order_by(Dataset.name)
@@ -271,7 +271,7 @@ class DatasetStore:
             ds = s.scalars(select(Dataset).where(Dataset.name == name)).first()
             if ds is None or ds.status != "published":
                 raise DatasetError(f"There is no dataset {name!r}", 404)
-            grants = list(s.scalars(select(Grant).where(Grant.dataset_id == ds.id, _grant_filter(user, groups, now))))
+            grants = list(s.scalars(select(Grant).where(Grant.dataset_id == ds.id, grant_filter(user, groups, now))))
             s.expunge_all()
         if not grants:
             raise DatasetError(f"You have no access to {name}; you may request it", 403)
@@ -281,7 +281,7 @@ class DatasetStore:
     def requestable(self, user: str, groups, now: float | None = None) -> list[dict]:
         """Published datasets the member does not have: metadata only, with their latest request."""
         now = time.time() if now is None else now
-        ids = select(Grant.dataset_id).where(_grant_filter(user, groups, now))
+        ids = select(Grant.dataset_id).where(grant_filter(user, groups, now))
         query = select(Dataset).where(Dataset.status == "published", Dataset.id.not_in(ids)).order_by(Dataset.name)
         with Session(self.engine) as s:
             out = []
@@ -317,7 +317,7 @@ class DatasetStore:
             ds = s.scalars(select(Dataset).where(Dataset.name == name)).first()
             if ds is None or ds.status != "published":
                 raise DatasetError(f"There is no dataset {name!r}", 404)
-            if s.scalars(select(Grant.id).where(Grant.dataset_id == ds.id, _grant_filter(user, groups, now))).first():
+            if s.scalars(select(Grant.id).where(Grant.dataset_id == ds.id, grant_filter(user, groups, now))).first():
                 raise DatasetError(f"You have access to {name} already", 409)
             pending = s.scalars(select(AccessRequest).where(
                 AccessRequest.dataset_id == ds.id, AccessRequest.user == user, AccessRequest.status == "pending")).first()

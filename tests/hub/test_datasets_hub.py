@@ -405,9 +405,32 @@ def test_revoke_takes_effect_at_the_next_start(ds_studio):
 
 
 
+def test_lists_page_through_the_hub_with_cursors_and_search(ds_studio):
+    whole = [d["name"] for d in api(ds_studio, "bob", "datasets").json()["datasets"]]
+    paged, cursor = [], None
+    while True:
+        page = api(ds_studio, "bob", "datasets", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(page["items"]) <= 2
+        paged += [d["name"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == whole and len(whole) > 2
+    found = api(ds_studio, "bob", "datasets", params={"limit": 50, "q": "dataset WIDE"}).json()
+    assert [d["name"] for d in found["items"]] == ["wide"] and found["next_cursor"] is None
+    other = api(ds_studio, "bob", "requestable", params={"limit": 50, "tag": "labs"}).json()
+    assert [d["name"] for d in other["items"]] == ["beta"] and other["items"][0]["request"] is None
+    for params, field in (({"limit": "0"}, "limit"), ({"cursor": "not-ours"}, "cursor")):
+        r = api(ds_studio, "bob", "datasets", params=params)
+        assert r.status_code == 400 and r.json()["message"].startswith(field), r.text
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
-def test_the_datasets_panel_lists_describes_and_previews(ds_studio, page):
+def test_a_dataset_opens_in_the_main_area_and_its_snippet_goes_into_a_notebook(ds_studio, page):
+    """What dora sees: the main-area view (schema, grid, snippets), Copy's feedback, the
+    snippet inserted into a new notebook, a requestable dataset's metadata, and after an
+    approval while her server runs, the restart hint whose button stops the server."""
     assert ds_studio.spawn("dora", {"profile": "cpu-small"}).status_code in (201, 202)
     try:
         page.set_default_timeout(60_000)
@@ -420,15 +443,52 @@ def test_the_datasets_panel_lists_describes_and_previews(ds_studio, page):
         names = page.locator(".aistudio-Datasets-item[data-dataset]").evaluate_all(
             "els => els.map(e => e.dataset.dataset)")
         assert set(names) & TEST_DATASETS == {"alpha"}
-        assert page.get_by_text("You may request").count() == 1
         item.locator("a").click()
-        preview = page.locator(".aistudio-Datasets-preview")
-        preview.wait_for()
-        assert preview.locator("tr").count() == 21  # header and 20 rows
-        assert "pd.read_csv" in page.locator(".aistudio-Datasets-snippet").first.inner_text()
-        page.screenshot(path=str(ds_studio.directory / "datasets-panel.png"))
+        view = page.locator("#aistudio-dataset-alpha .aistudio-DatasetView")
+        grid = view.locator(".aistudio-DatasetView-grid table")
+        grid.wait_for()
+        assert page.locator("#jp-main-dock-panel .lm-TabBar-tab", has_text="Dataset alpha").count() == 1
+        assert view.locator(".aistudio-DatasetView-schema tr").count() == 4  # header and three columns
+        assert grid.locator("tbody tr").count() == 50 and grid.locator("th").all_inner_texts() == ["age_band", "sex", "hr"]
+        assert view.locator("[data-restart-hint]").count() == 0  # mounted at the start: readable
+        pandas = view.locator('.aistudio-DatasetView-snippet[data-library="pandas"]')
+        assert "pd.read_csv" in pandas.locator("pre").inner_text()
+        pandas.get_by_role("button", name="Copy").click()
+        assert pandas.get_by_role("button", name="Copied").is_visible()
+        page.screenshot(path=str(ds_studio.directory / "dataset-view.png"))
+        pandas.get_by_role("button", name="Insert into notebook").click()  # no notebook open: a new one
+        cell = page.locator(".jp-NotebookPanel .jp-Cell .cm-content", has_text="read_csv")
+        cell.wait_for()
+        assert "/alpha/vitals.csv" in cell.inner_text()
+
+        page.locator('.aistudio-Datasets-item[data-requestable="gamma"] a').click()
+        other = page.locator("#aistudio-requestable-gamma .aistudio-DatasetView")
+        other.get_by_text("You do not have access to this dataset yet").wait_for()
+        assert "Dataset gamma" in other.locator("h2").inner_text()
+        assert other.locator(".aistudio-DatasetView-facts", has_text="Steward").count() == 1
+        assert other.locator(".aistudio-DatasetView-grid").count() == 0
+        assert other.get_by_role("button", name="Request access").is_visible()
+
+        r = api(ds_studio, "dora", "requests", method="POST",
+                json={"dataset": "gamma", "purpose": "Comparing heart rates across cohorts"})
+        assert r.status_code == 201, r.text
+        steward(ds_studio, "approve", str(r.json()["id"]), "--comment", "granted for the comparison")
+        page.get_by_role("button", name="Refresh").click()
+        hint = page.locator('[data-request="gamma"] [data-restart-hint="gamma"]')
+        hint.wait_for()
+        assert "Restart your server to mount it" in hint.inner_text()
+        assert page.locator('[data-request="alpha"]').count() == 0
+        page.screenshot(path=str(ds_studio.directory / "datasets-restart-hint.png"))
+        hint.get_by_role("button", name="Restart your server").click()
+        deadline = time.monotonic() + 60
+        while ds_studio.api("GET", "/users/dora").json()["servers"]:
+            assert time.monotonic() < deadline, "the restart button did not stop the server"
+            time.sleep(0.5)
+        page.wait_for_url("**/hub/home**")
     finally:
-        ds_studio.stop_server("dora")
+        steward(ds_studio, "revoke", "gamma", "--users", "dora", check=False)
+        if ds_studio.api("GET", "/users/dora").json()["servers"]:
+            ds_studio.stop_server("dora")
 
 
 @pytest.mark.browser

@@ -5,6 +5,8 @@
     GET  /aistudio-datasets/api/requests
     POST /aistudio-datasets/api/requests
     GET  /aistudio-datasets/api/info            where the catalogue and the mounts are
+    GET  /aistudio-datasets/api/access/NAME     whether this server can read a dataset now
+    POST /aistudio-datasets/api/restart         stop this server through the hub (to mount new grants)
     GET  /aistudio-datasets/api/announcements   the current announcements (id, kind, title, updated_at)
     GET  /aistudio-datasets/api/queue           the member's GPU queue entries and the queue page
     GET  /aistudio-datasets/api/runtime         this server's run time: time left, warning points, extension
@@ -19,7 +21,7 @@ from __future__ import annotations
 from jupyter_server.utils import url_path_join
 
 from .announcements import AnnouncementsHandler
-from .datasets import PATHS, CatalogueProxy, InfoHandler
+from .datasets import PATHS, AccessHandler, CatalogueProxy, InfoHandler, RestartHandler
 from .queue import QueueHandler
 from .runtime import ExtendHandler, RuntimeHandler
 
@@ -31,6 +33,8 @@ def routes(base_url: str) -> list[tuple[str, type]]:
     base = url_path_join(base_url, NAMESPACE, "api")
     return [
         (url_path_join(base, "info"), InfoHandler),
+        (url_path_join(base, "access", "([a-z0-9-]{1,42})"), AccessHandler),
+        (url_path_join(base, "restart"), RestartHandler),
         (url_path_join(base, "announcements"), AnnouncementsHandler),
         (url_path_join(base, "queue"), QueueHandler),
         (url_path_join(base, "runtime"), RuntimeHandler),

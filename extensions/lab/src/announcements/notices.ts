@@ -3,11 +3,16 @@
  * (which asks the hub's announcements service with the server's token) for the current
  * items, and shows a JupyterLab notification for each one the member has not seen yet
  * (ids and update times kept in localStorage). Titles are shown as plain text only.
+ *
+ * The same answer carries the decisions on the member's support requests and field-test
+ * scenario applications (`updates`): each new state is shown once, with a link to it.
  */
 import { Notification } from '@jupyterlab/apputils';
 import { requestAPI } from '../request';
 
 const SEEN_KEY = 'aistudio-announcements:seen';
+const UPDATES_KEY = 'aistudio-announcements:updates-seen';
+const UPDATE_KINDS: Record<string, string> = { support: 'Support request', scenario: 'Field-test application' };
 const KINDS: Record<string, string> = { seminar: 'Seminar', call: 'Incubation call', news: 'News' };
 
 interface IItem {
@@ -17,9 +22,18 @@ interface IItem {
   updated_at: string;
 }
 
-function loadSeen(): Record<string, string> {
+interface IUpdate {
+  id: string;
+  kind: string;
+  title: string;
+  status_label: string;
+  updated_at: string;
+  url: string;
+}
+
+function loadSeen(key = SEEN_KEY): Record<string, string> {
   try {
-    const seen = JSON.parse(window.localStorage.getItem(SEEN_KEY) || '{}');
+    const seen = JSON.parse(window.localStorage.getItem(key) || '{}');
     return seen && typeof seen === 'object' ? seen : {};
   } catch {
     return {};
@@ -33,7 +47,9 @@ function plain(value: unknown, max = 200): string {
 }
 
 export async function checkAnnouncements(): Promise<void> {
-  const data = await requestAPI<{ version: number; items: IItem[]; page: string }>('announcements');
+  const data = await requestAPI<{ version: number; items: IItem[]; page: string; updates?: IUpdate[] }>(
+    'announcements'
+  );
   const seen = loadSeen();
   const page = new URL(data.page || '/services/announcements/', window.location.origin).href;
   const current: Record<string, string> = {};
@@ -55,4 +71,34 @@ export async function checkAnnouncements(): Promise<void> {
     });
   }
   window.localStorage.setItem(SEEN_KEY, JSON.stringify(current));
+  showUpdates(data.updates || []);
+}
+
+/** A notice for each decision on the member's requests and applications not shown before. */
+function showUpdates(updates: IUpdate[]): void {
+  const seen = loadSeen(UPDATES_KEY);
+  const current: Record<string, string> = {};
+  for (const update of updates) {
+    const key = `${update.kind}:${update.id}`;
+    current[key] = update.status_label; // a comment alone changes no state: no new notice
+    if (seen[key] === update.status_label) {
+      continue;
+    }
+    const link = new URL(update.url || '/services/announcements/', window.location.origin).href;
+    Notification.info(
+      `${UPDATE_KINDS[update.kind] || 'Update'}: ${plain(update.title)} is now ${plain(update.status_label, 60)}`,
+      {
+        autoClose: false,
+        actions: [
+          {
+            label: 'Open',
+            callback: () => {
+              window.open(link, '_blank', 'noopener');
+            }
+          }
+        ]
+      }
+    );
+  }
+  window.localStorage.setItem(UPDATES_KEY, JSON.stringify(current));
 }

@@ -10,7 +10,20 @@ export interface IDatasetSummary {
   size_bytes: number | null;
   version: string;
   steward: string;
-  request?: { id: number; status: string; comment: string | null } | null;
+}
+
+/** A dataset the member may request: metadata only, with their latest request for it. */
+export interface IRequestable extends IDatasetSummary {
+  licence: string | null;
+  terms: string | null;
+  deidentification: { method?: string; date?: string };
+  request: { id: number; status: string; comment: string | null } | null;
+}
+
+/** One page of a list (the catalogue's ?limit=&cursor=). */
+export interface IPage<T> {
+  items: T[];
+  next_cursor: string | null;
 }
 
 export interface IColumn {
@@ -26,9 +39,18 @@ export interface IFile {
   columns?: IColumn[];
 }
 
-/** The panel, as its views see it: where a link or a button leads. */
+/** Whether this server can read a granted dataset now (false: it needs a restart to mount it). */
+export interface IAccess {
+  name: string;
+  path: string;
+  readable: boolean;
+}
+
+/** The panel and the main-area views, as the views see them: where a link or a button leads. */
 export interface IDatasetsNavigator {
   showList(): Promise<void>;
-  showDataset(name: string, file?: string): Promise<void>;
+  openDataset(name: string): void;
+  openRequestable(entry: IRequestable): void;
   requestAccess(name: string): Promise<void>;
+  insertIntoNotebook(code: string): Promise<void>;
 }
