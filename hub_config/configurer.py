@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import config as studio_config
-from . import processes
+from . import environments, membership, processes
 from .config import deep_merge
 from .services.spec import Role, ServiceSpec, access_scope, hub_settings
 
@@ -180,7 +180,8 @@ def auth_traitlets(config: dict, login: dict | None = None) -> dict:
     return deep_merge({
         "JupyterHub": {"authenticator_class": "hub_config.auth.demo.DemoAuthenticator"},
         "Authenticator": {"admin_users": admins, "manage_groups": True},
-        "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or ""},
+        "DemoAuthenticator": {"users": demo["users"], "shared_password": demo["password"] or "",
+                              "membership_db_url": membership.db_url(config)},
     }, login_page_traitlets(config))
 
 
@@ -297,14 +298,24 @@ def datasets_spawner_traitlets(config: dict) -> dict:
     }
 
 
+def environments_spawner_traitlets(config: dict) -> dict:
+    """Members' environments as the spawners see them: each one's folder here and image in pods."""
+    envs = environments.configured(config)
+    return {
+        "environments": {e.name: {"description": e.description, "image": e.image, "path": e.path} for e in envs.values()},
+        "default_environment": environments.default_name(config),
+    }
+
+
 def local_spawner_traitlets(config: dict) -> dict:
     local = config["local"]
-    env = studio_config.python_env(config)
+    default = environments.configured(config)[environments.default_name(config)]
     return {
         "JupyterHub": {"spawner_class": "hub_config.spawners.local.StudioLocalSpawner"},
         "Spawner": {
             **_common_spawner_traitlets(config),
-            "cmd": [str(Path(env) / "bin" / "jupyterhub-singleuser")],
+            # each start runs its environment's own (StudioLocalSpawner.use_environment)
+            "cmd": [default.server_command],
         },
         "StudioLocalSpawner": {
             "profiles_dir": config["profiles_dir"],
@@ -312,10 +323,10 @@ def local_spawner_traitlets(config: dict) -> dict:
             "user_accounts": studio_config.user_accounts(config),
             "system_user_prefix": local["system_user_prefix"],
             "shared_home_root": str(Path(config["data_dir"]) / "homes"),
-            "python_env": env,
             "gpu_discovery": config["gpus"]["discovery"],
             "studio_id": processes.studio_id(config["data_dir"]),
             "gpu_inventory": config["gpus"]["inventory"],
+            **environments_spawner_traitlets(config),
             **datasets_spawner_traitlets(config),
         },
     }
@@ -351,6 +362,7 @@ def kube_spawner_traitlets(config: dict) -> dict:
         "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}],
         "volume_mounts": [{"name": "home", "mountPath": home["mount_path"]}],
         "extra_labels": {"app.kubernetes.io/part-of": "aistudio"},
+        **environments_spawner_traitlets(config),
         **datasets_spawner_traitlets(config),
     }
     if home["storage_class"]:

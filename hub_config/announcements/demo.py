@@ -1,5 +1,6 @@
 """Demo announcements, so that registering, applying, reviewing and reading news can be
-tried right after ``make up`` (``announcements.demo: true``; the demo config turns it on).
+tried right after ``make up`` (``announcements.demo: true``; the demo config turns it on),
+and a field-test scenario to apply to.
 
 :func:`seed` runs when the service starts. It goes through the store's own API, so the
 items are validated and rendered as an organiser's would be, and it is idempotent:
@@ -25,6 +26,8 @@ SEMINAR_SEATS = 3  # fewer seats than demo members: the waiting list can be trie
 SEMINAR_IN_DAYS = 7
 SEMINAR_LENGTH = timedelta(minutes=90)
 CALL_OPEN_DAYS = 30
+SCENARIO_STARTS_IN_DAYS = 14
+SCENARIO_WINDOW_DAYS = 120
 
 
 def _local(now_utc: datetime, tz: str, days: int, at: time) -> datetime:
@@ -89,15 +92,48 @@ def demo_items(now: datetime, tz: str) -> list[dict]:
     ]
 
 
+def demo_scenario(now: datetime) -> dict:
+    """A field-test scenario with a partner hospital, its window starting in two weeks."""
+    return {
+        "title": "Early warning of deterioration on general wards", "partner_kind": "hospital",
+        "partner": "City General Hospital (demo partner)",
+        "setting": "Two general medicine wards, 60 beds, vital signs charted every four hours.",
+        "trial": "Models that flag patients at risk of deterioration, run in *shadow mode* beside the nurses' score.",
+        "requirements": "- A validated model or a protocol to build one\n- An ethics approval plan",
+        "data_available": "De-identified vital signs and lab results from 2019 on (the `ward-vitals` dataset).",
+        "contact": "Innovation office, City General Hospital",
+        **_scenario_window(now),
+    }
+
+
+def _scenario_window(now: datetime) -> dict:
+    start = now + timedelta(days=SCENARIO_STARTS_IN_DAYS)
+    return {"window_from": _aware(start).isoformat(),
+            "window_to": _aware(start + timedelta(days=SCENARIO_WINDOW_DAYS)).isoformat()}
+
+
+def seed_scenario(store: Store, now: datetime) -> tuple[list[str], list[str]]:
+    """The demo scenario, added once (none by the demo author yet) and moved forward when its window is over."""
+    from .scenarios import ScenarioStore
+
+    scenarios = ScenarioStore(store)
+    ours = [s for s in scenarios.list(organiser=True) if s["created_by"] == DEMO_AUTHOR]
+    if not ours:
+        return [scenarios.create(demo_scenario(now), DEMO_AUTHOR)["title"]], []
+    over = [s for s in ours if datetime.fromisoformat(s["window_to"]) <= _aware(now)]
+    return [], [scenarios.update(s["id"], _scenario_window(now))["title"] for s in over]
+
+
 def seed(store: Store, now: datetime | None = None) -> dict:
-    """Add the demo items once and keep their dates ahead; returns ``{"created": [titles],
-    "moved": [titles]}`` (both empty when there was nothing to do)."""
+    """Add the demo items and the demo field-test scenario once and keep their dates ahead;
+    returns ``{"created": [titles], "moved": [titles]}`` (both empty when there was nothing to do)."""
     now = now or utcnow()
     tz = store.default_tz
+    scenario_created, scenario_moved = seed_scenario(store, now)
     ours = [i for i in store.all_items() if i["created_by"] == DEMO_AUTHOR]
     if not ours:
         created = [store.create(item, DEMO_AUTHOR)["title"] for item in demo_items(now, tz)]
-        return {"created": created, "moved": []}
+        return {"created": created + scenario_created, "moved": scenario_moved}
     moved = []
     for item in ours:
         change = None
@@ -107,7 +143,7 @@ def seed(store: Store, now: datetime | None = None) -> dict:
             change = {"deadline": _deadline(now, item["timezone"])}
         if change:
             moved.append(store.update(item["id"], change, DEMO_AUTHOR)["title"])
-    return {"created": [], "moved": moved}
+    return {"created": scenario_created, "moved": moved + scenario_moved}
 
 
 def _aware(naive_utc: datetime) -> datetime:

@@ -12,6 +12,7 @@ tokens (``Authorization: token ...``) or the page's cookie with an ``X-XSRFToken
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,7 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 from jupyterhub.utils import url_path_join
 from tornado import web
-from traitlets import Any, Bool, Int, Unicode, default
+from traitlets import Any, Bool, Dict, Int, Unicode, default
 
 from .. import config as studio_config
 from .. import notifications
@@ -28,6 +29,7 @@ from ..services.base import ServiceHandler, StudioService
 from ..services.spec import Role, ServiceSpec, access_scope
 from . import feeds
 from .content import APPLICATION_FIELDS, APPLICATION_STATES, BY_KIND, KINDS, STATE_LABELS, BadInput
+from .residency import REVIEW_SCOPE
 from .store import Conflict, NotFound, Store
 
 WRITE_SCOPE = "custom:announcements:write"
@@ -35,6 +37,8 @@ ENV_DB_URL = "AISTUDIO_ANNOUNCEMENTS_DB_URL"
 ENV_BODY_MAX = "AISTUDIO_ANNOUNCEMENTS_BODY_MAX"
 ENV_TIMEZONE = "AISTUDIO_ANNOUNCEMENTS_TIMEZONE"
 ENV_DEMO = "AISTUDIO_ANNOUNCEMENTS_DEMO"
+ENV_RESIDENCY = "AISTUDIO_RESIDENCY"
+ENV_SUPPORT = "AISTUDIO_SUPPORT"
 # members' servers find the service here (JupyterLab's notices of new items read it)
 SERVER_URL_ENV = "AISTUDIO_ANNOUNCEMENTS_URL"
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -120,6 +124,7 @@ class Base(ServiceHandler):
         return {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
 
     def render(self, template: str, **kwargs):
+        kwargs.setdefault("reviewer", REVIEW_SCOPE in self.user_scopes)  # the residency queue's link
         self.finish(_templates.get_template(template).render(
             prefix=self.prefix, hub_prefix=self.service.hub_url, user=self.user, organiser=self.organiser,
             xsrf_form_html=self.xsrf_form_html, labels=STATE_LABELS, **kwargs,
@@ -434,6 +439,13 @@ class AnnouncementsService(StudioService):
     demo = Bool(False, help="Seed the demo announcements at start (demo.py): once, and kept ahead in time.").tag(
         config=True, env=ENV_DEMO)
 
+    residency = Dict(help=(
+        "Residency applications' settings (JSON): group, invitations, invitation_days, per_hour, public_url, "
+        "reserved, login_url; see residency_handlers.spec_parts.")).tag(config=True, env=ENV_RESIDENCY)
+    support = Dict(help=(
+        "Support requests' settings (JSON): staff_groups, staff_users, public_url; see "
+        "support_handlers.spec_parts.")).tag(config=True, env=ENV_SUPPORT)
+
     store = Any(help="The store (made from db_url when not given).")
     notifier = Any(None, allow_none=True, help=(
         "The studio's notifier (hub_config.notifications), from the settings the hub gives in "
@@ -472,6 +484,9 @@ class AnnouncementsService(StudioService):
             (f"api/items/{n}/applications", CallApplicationsApi, args),
             ("api/applications", ApplicationsApi, args),
             (f"api/applications/{n}", ApplicationApi, args),
+            *residency_handlers().routes(args, self.residency),
+            *programme("support_handlers").routes(args),
+            *programme("scenario_handlers").routes(args),
         ]
 
     def start(self):
@@ -499,6 +514,19 @@ class AnnouncementsService(StudioService):
                 "static_url_prefix": url_path_join(self.service_prefix, "static/")}
 
 
+def residency_handlers():
+    """Residency's pages and API (imported late: they build on this module's ``Base``)."""
+    from . import residency_handlers
+
+    return residency_handlers
+
+
+def programme(module: str):
+    """A module of the programme's pages and API, e.g. support_handlers (imported late: they
+    build on this module's ``Base``)."""
+    return importlib.import_module(f".{module}", __package__)
+
+
 def spec(config: dict, token: str) -> ServiceSpec | None:
     """The service for the hub: every user may read it; the organiser groups hold the write
     scope through a role, and the service's OAuth client may carry it, so a member's login
@@ -507,6 +535,8 @@ def spec(config: dict, token: str) -> ServiceSpec | None:
     ann = config["announcements"]
     if not ann["enabled"]:
         return None
+    residency = residency_handlers().spec_parts(config)
+    support = programme("support_handlers").spec_parts(config)
     name = AnnouncementsService.name
     return ServiceSpec(
         name=name,
@@ -520,15 +550,20 @@ def spec(config: dict, token: str) -> ServiceSpec | None:
             ENV_BODY_MAX: str(ann["max_body_chars"]),
             ENV_DEMO: "true" if ann["demo"] else "false",
             **notifications.service_environment(config),
+            **residency["environment"],
+            **support["environment"],
         },
         every_user=True,
-        oauth_client_scopes=(WRITE_SCOPE,),
+        oauth_client_scopes=(WRITE_SCOPE, *residency["client_scopes"], *support["client_scopes"]),
         custom_scopes={WRITE_SCOPE: {
-            "description": "Create, edit and delete announcements; review incubation applications."}},
+            "description": "Create, edit and delete announcements; review incubation applications."},
+            **residency["custom_scopes"], **support["custom_scopes"]},
         roles=(
             Role("announcements-organisers", (WRITE_SCOPE, access_scope(name)),
                  groups=tuple(ann["organiser_groups"]), users=tuple(ann["organiser_users"])),
             Role("announcements-service", (access_scope(name),), services=(name,)),
+            *residency["roles"],
+            *support["roles"],
         ),
         server_url_env=SERVER_URL_ENV,
     )

@@ -19,8 +19,9 @@ import urllib.request
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Unicode
+from traitlets import List, Unicode
 
+from .. import membership
 from ..config import StudioConfigError
 from ..config import db_url as studio_db_url
 from ..notifications import AddressBook
@@ -99,6 +100,9 @@ def build_traitlets(config: dict, *, discovered: dict | None, client_id: str, cl
         "admin_groups": set(oidc["admin_groups"]),
         "admin_users": set(auth["admin_users"]),
         "contacts_db_url": studio_db_url(config, "usage"),  # the e-mail claim, for notices by mail
+        # the studio's own admissions (accepted residency applications) add their groups
+        "membership_db_url": membership.db_url(config),
+        "membership_groups": [config["announcements"]["residency"]["group"]],
     }
     if oidc["allowed_groups"]:
         settings["allowed_groups"] = set(oidc["allowed_groups"])
@@ -194,7 +198,36 @@ class StudioOIDCAuthenticator(GenericOAuthenticator):
     """GenericOAuthenticator whose failed token requests end in a clear error page
     (OAuthenticator lets them surface as an unexplained 500), and which remembers each
     member's ``email`` claim at login, where notices by mail find it
-    (``hub_config.notifications``)."""
+    (``hub_config.notifications``), and which adds the groups of the studio's membership
+    list to the provider's at each login (:func:`hub_config.membership.merge_groups`)."""
+
+    membership_db_url = Unicode(
+        "",
+        help="SQLAlchemy URL of the database of the studio's membership list (the announcements database). "
+        "Empty: groups come from the provider alone.",
+    ).tag(config=True)
+
+    membership_groups = List(
+        Unicode(),
+        help="The groups the studio's membership list may add to a login (e.g. the residents' group); "
+        "any other group comes from the provider alone.",
+    ).tag(config=True)
+
+    _members: membership.MembershipList | None = None
+
+    async def get_user_groups(self, auth_state: dict):
+        """The provider's groups, plus those the studio's membership list grants this member
+        (matched by user name, or by the provider's verified e-mail)."""
+        groups = await super().get_user_groups(auth_state)
+        if not self.membership_db_url:
+            return groups
+        userinfo = (auth_state or {}).get(self.user_auth_state_key) or {}
+        name = self.normalize_username(self.user_info_to_username(userinfo))
+        email = userinfo.get("email") if userinfo.get("email_verified") is not False else None
+        if self._members is None:
+            self._members = membership.MembershipList(self.membership_db_url)
+        studio = await asyncio.to_thread(self._members.groups_of, name, email)
+        return membership.merge_groups(groups, studio, self.membership_groups)
 
     contacts_db_url = Unicode(
         "",

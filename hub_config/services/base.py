@@ -189,6 +189,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     """Every page and API handler of a studio service: who is asking, JSON, errors."""
 
     api = False  # errors as JSON always; otherwise JSON when asked for, else a page
+    login_required = True  # False: a public handler (e.g. a form for people without an account)
     error_statuses: dict = {}  # exception type -> HTTP status, for errors of the service's own store
 
     def initialize(self, service: StudioService, **kwargs):
@@ -199,7 +200,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
     async def prepare(self):
         """Look up the caller (token or login cookie) without blocking the event loop; a
         hub user without the service's access scope gets a 403, nobody at all the login
-        (pages) or a 401 (API calls)."""
+        (pages) or a 401 (API calls), unless the handler is public (``login_required`` False)."""
         model = await self.hub_auth.get_user(self, sync=False)
         user = None
         if model:
@@ -209,7 +210,7 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
                 raise web.HTTPError(
                     403, f"{model.get('kind', 'user')} {model['name']} may not use the {self.service.name} service"
                 ) from None
-        if user is None and self.wants_json():
+        if user is None and self.wants_json() and self.login_required:
             # an API call without a token or login: 401 in the API's error format, not the login page
             raise web.HTTPError(401, "log in to the hub, or send a token: Authorization: token TOKEN")
         self.current_user = user

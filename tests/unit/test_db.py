@@ -32,7 +32,7 @@ DATABASES = {
     "datasets": (DATASETS_MIGRATIONS, datasets_models.Base.metadata),
     "announcements": (ANNOUNCEMENTS_MIGRATIONS, announcements_models.Base.metadata),
 }
-HEAD = {"usage": "0004", "datasets": "0002", "announcements": "0001"}
+HEAD = {"usage": "0004", "datasets": "0002", "announcements": "0003"}
 # what revisions after 0001 change on PostgreSQL (SQLite's INTEGER has 64 bits already)
 WIDENED = {"usage": {("server_usage", "memory")}, "datasets": {("dataset", "row_count"), ("dataset", "size_bytes")}}
 # tables of 0.1.0 each store stamps by, and the tables later revisions added

@@ -13,6 +13,7 @@ from sqlalchemy import update
 from hub_config import config as studio_config
 from hub_config import configurer
 from hub_config.announcements import demo
+from hub_config.announcements.scenarios import ScenarioStore
 from hub_config.announcements.models import Item
 from hub_config.announcements.service import ENV_DEMO, AnnouncementsService, spec
 from hub_config.announcements.store import Store
@@ -37,7 +38,9 @@ def by_kind(store: Store) -> dict[str, dict]:
 
 def test_seeding_adds_a_seminar_with_seats_a_call_and_news_once(store):
     first = demo.seed(store)
-    assert len(first["created"]) == 3 and first["moved"] == []
+    assert len(first["created"]) == 4 and first["moved"] == []
+    scenarios = ScenarioStore(store).list(organiser=False)  # and a field-test scenario members can apply to
+    assert [s["title"] for s in scenarios] == [demo.demo_scenario(datetime.now())["title"]] and scenarios[0]["open"]
     items = by_kind(store)
     assert set(items) == {"seminar", "call", "news"}
     now = datetime.now(timezone.utc)
@@ -138,12 +141,13 @@ def test_the_login_page_lists_the_demo_users_with_their_roles_and_no_password(tm
     listed = {u["name"]: u for u in page["demo_users"]}
     assert list(listed) == list(cfg["auth"]["demo"]["users"])
     assert listed["admin"]["roles"] == ["hub admin"]
-    assert listed["olivia"]["roles"] == ["organiser"] and listed["olivia"]["groups"] == ["organisers"]
+    assert listed["olivia"]["roles"] == ["organiser", "residency reviewer"] and listed["olivia"]["groups"] == ["organisers"]
     assert listed["alice"]["roles"] == [] and listed["alice"]["groups"] == ["gpu-residents"]
+    assert listed["sam"]["roles"] == ["support staff"] and listed["sam"]["groups"] == ["support"]
     assert cfg["auth"]["demo"]["password"] not in repr(page)
     # without the announcements service nobody is an organiser
     off = studio_config.deep_merge(cfg, {"announcements": {"enabled": False}})
-    assert all("organiser" not in u["roles"] for u in demo_login.login_page(off)["demo_users"])
+    assert all(set(u["roles"]) <= {"hub admin"} for u in demo_login.login_page(off)["demo_users"])
     # OpenID Connect: the name and description, no demo users
     oidc = studio_config.deep_merge(cfg, {"auth": {"type": "oidc"}})
     assert demo_login.login_page(oidc) == {"name": "AI Studio", "demo": False, "demo_users": []}

@@ -73,12 +73,12 @@ ALLOWED = {
     "queue": {"usage"},
     "usage": {"services"},
     "datasets": {"services"},
-    "announcements": {"services", "notifications"},
+    "announcements": {"services", "notifications", "membership"},
     "services": set(),
-    "auth": {"notifications"},
+    "auth": {"notifications", "membership"},
     "cli": {"datasets", "usage", "queue"},
 }
-SHARED = {"config", "db", "profiles", "quotas", "gpus", "units", "processes"}
+SHARED = {"config", "db", "profiles", "quotas", "gpus", "units", "processes", "environments"}
 
 
 @pytest.mark.parametrize("name", sorted(ALLOWED))
