@@ -61,7 +61,7 @@ pip=("$(readlink -f .venv)/bin/python" -m pip install -q --disable-pip-version-c
 if [ "$want_test" = 1 ]; then "${pip[@]}" -e ".[test]"; else "${pip[@]}" -e .; fi
 # the studio's JupyterLab extension (extensions/lab), whose server routes the unit tests import;
 # members' servers run from their own environments, built below
-flock /tmp/aistudio-labbuild.lock "${pip[@]}" ./extensions/lab
+"${pip[@]}" ./extensions/lab
 
 # configurable-http-proxy (npm) installs into the environment's own bin/
 chp_version=5.3.0
@@ -77,5 +77,5 @@ if [ "$want_test" = 1 ] && { [ ! -e tests/oidc/node_modules/.package-lock.json ]
 fi
 # members' environments, separate from this one (docs/environments.md); skipped while unchanged
 envs=(data-science); [ "$want_test" = 1 ] && envs=()  # none named: every one
-flock /tmp/aistudio-labbuild.lock .venv/bin/aistudio env build "${envs[@]}"
+.venv/bin/aistudio env build "${envs[@]}"
 echo "setup: ready ($(.venv/bin/jupyterhub --version | head -1) with configurable-http-proxy $chp_version)"

@@ -30,6 +30,7 @@ from ..services.spec import Role, ServiceSpec, access_scope
 from . import feeds
 from .content import APPLICATION_FIELDS, APPLICATION_STATES, BY_KIND, KINDS, STATE_LABELS, BadInput
 from .residency import REVIEW_SCOPE
+from .support import SUPPORT_SCOPE
 from .store import Conflict, NotFound, Store
 
 WRITE_SCOPE = "custom:announcements:write"
@@ -124,7 +125,9 @@ class Base(ServiceHandler):
         return {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
 
     def render(self, template: str, **kwargs):
-        kwargs.setdefault("reviewer", REVIEW_SCOPE in self.user_scopes)  # the residency queue's link
+        # the navigation's links to the residency and support queues
+        kwargs.setdefault("reviewer", REVIEW_SCOPE in self.user_scopes)
+        kwargs.setdefault("staff", SUPPORT_SCOPE in self.user_scopes)
         self.finish(_templates.get_template(template).render(
             prefix=self.prefix, hub_prefix=self.service.hub_url, user=self.user, organiser=self.organiser,
             xsrf_form_html=self.xsrf_form_html, labels=STATE_LABELS, **kwargs,
@@ -484,7 +487,7 @@ class AnnouncementsService(StudioService):
             (f"api/items/{n}/applications", CallApplicationsApi, args),
             ("api/applications", ApplicationsApi, args),
             (f"api/applications/{n}", ApplicationApi, args),
-            *residency_handlers().routes(args, self.residency),
+            *programme("residency_handlers").routes(args, self.residency),
             *programme("support_handlers").routes(args),
             *programme("scenario_handlers").routes(args),
         ]
@@ -514,16 +517,9 @@ class AnnouncementsService(StudioService):
                 "static_url_prefix": url_path_join(self.service_prefix, "static/")}
 
 
-def residency_handlers():
-    """Residency's pages and API (imported late: they build on this module's ``Base``)."""
-    from . import residency_handlers
-
-    return residency_handlers
-
-
 def programme(module: str):
-    """A module of the programme's pages and API, e.g. support_handlers (imported late: they
-    build on this module's ``Base``)."""
+    """A module of the programme's pages and API: residency_handlers, support_handlers,
+    scenario_handlers (imported late: they build on this module's ``Base``)."""
     return importlib.import_module(f".{module}", __package__)
 
 
@@ -535,7 +531,7 @@ def spec(config: dict, token: str) -> ServiceSpec | None:
     ann = config["announcements"]
     if not ann["enabled"]:
         return None
-    residency = residency_handlers().spec_parts(config)
+    residency = programme("residency_handlers").spec_parts(config)
     support = programme("support_handlers").spec_parts(config)
     name = AnnouncementsService.name
     return ServiceSpec(

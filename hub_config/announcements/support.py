@@ -19,6 +19,7 @@ from .content import SHORT_MAX, TITLE_MAX, BadInput, _text, render_markdown, utc
 from .models import SupportEvent, SupportRequest
 from .store import Conflict, NotFound, Store, iso
 
+SUPPORT_SCOPE = "custom:announcements:support"  # the staff's scope, given by a role to staff_groups/users
 KINDS = {
     "data_cleaning": "Data cleaning", "alignment": "Data alignment", "structuring": "Data structuring",
     "labelling": "Data labelling", "knowledge_base": "Knowledge-base construction",

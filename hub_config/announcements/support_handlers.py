@@ -22,10 +22,9 @@ from ..services.spec import Role, access_scope
 from . import support
 from .scenarios import ScenarioStore
 from .service import ENV_SUPPORT, ApiBase, Base, _id
-from .support import KINDS, STATES, SupportStore
+from .support import KINDS, STATES, SUPPORT_SCOPE, SupportStore
 
 SERVICE_NAME = "announcements"
-SUPPORT_SCOPE = "custom:announcements:support"
 STAFF_CACHE_SECONDS = 30
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -42,6 +44,19 @@ def write_marker(env: Environment, marker: dict) -> None:
     tmp = Path(env.path, MARKER + ".tmp")
     tmp.write_text(json.dumps(marker, indent=2) + "\n")
     tmp.replace(Path(env.path, MARKER))
+
+
+@contextlib.contextmanager
+def build_lock(env: Environment):
+    """One build of an environment at a time on this machine (the environments root is
+    shared: two studios, or the tests beside `make up`); a second build waits, then finds
+    the first one's work done."""
+    with open(os.path.join(os.path.dirname(env.path), f".{env.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def build(env: Environment, python: str, *, force: bool = False) -> str:
@@ -95,7 +110,8 @@ def cmd_env_build(args) -> int:
     os.makedirs(root, mode=0o755, exist_ok=True)
     for name in args.names or list(envs):
         try:
-            outcome = build(envs[name], cfg["environments"]["python"], force=args.force)
+            with build_lock(envs[name]):
+                outcome = build(envs[name], cfg["environments"]["python"], force=args.force)
         except BuildFailed as e:
             print(f"aistudio env build: {name}: {e}", file=sys.stderr)
             return 1

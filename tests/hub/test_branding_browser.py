@@ -97,7 +97,7 @@ def test_member_lands_on_home_and_finds_one_navigation_everywhere(branded, page)
     assert start.is_visible() and "Start My Server" in start.inner_text()
     assert page.title() == "AI Studio"
     hub_nav = nav_links(page)
-    assert hub_nav == ["Home", "Announcements", "Usage", "GPU queue", "Token"], hub_nav
+    assert hub_nav == ["Home", "Programme", "Usage", "GPU queue", "Token"], hub_nav
     page.screenshot(path=str(branded.directory / "home.png"), full_page=True)
 
     # the announcements service: the same bar, the seminar's seats taken from the banner
@@ -114,7 +114,7 @@ def test_member_lands_on_home_and_finds_one_navigation_everywhere(branded, page)
     page.get_by_test_id("nav-usage").click()
     page.wait_for_url(re.compile(r"/services/usage/$"))
     assert page.get_by_test_id("hub-nav").locator("img").get_attribute("alt") == "AI Studio"
-    assert nav_links(page) == ["Home", "Announcements", "My usage", "GPU queue", "Token"]
+    assert nav_links(page) == ["Home", "Programme", "My usage", "GPU queue", "Token"]
     page.get_by_role("link", name="Home").first.click()
     page.wait_for_url(re.compile(r"/hub/home$"))
 
