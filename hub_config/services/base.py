@@ -21,6 +21,7 @@ import os
 import re
 import signal
 from html import escape
+from http.client import responses
 from urllib.parse import urlparse
 
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated, UserNotAllowed
@@ -281,8 +282,15 @@ class ServiceHandler(HubOAuthenticated, web.RequestHandler):
 
     def error_page(self, status: int, message: str) -> str:
         """The page a browser gets for an error; services with templates render their own."""
-        return (f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>"
-                f'<p><a href="{escape(self.service.hub_url)}">Back to the hub</a></p>')
+        hub = escape(self.service.hub_url)
+        return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{status} · AI Studio</title>'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+                f'<link rel="stylesheet" href="{hub}static/css/style.min.css"></head>'
+                f'<body><nav class="navbar border-bottom mb-4"><div class="container-fluid">'
+                f'<a href="{hub}home"><img src="{hub}logo" alt="AI Studio" height="28"></a></div></nav>'
+                f'<main class="container"><h1 class="h3">{status} {escape(responses.get(status, ""))}</h1>'
+                f'<p class="lead">{escape(message)}</p>'
+                f'<p><a class="btn btn-primary" href="{hub}home">Back to the hub</a></p></main></body></html>')
 
 
 class NotFoundHandler(ServiceHandler):

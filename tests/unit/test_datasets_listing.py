@@ -163,3 +163,14 @@ def test_bad_page_arguments_get_a_400_naming_the_field(catalogue, params, field)
         r = requests.get(catalogue + path, params=params, timeout=10)
         assert r.status_code == 400, r.text
         assert json.loads(r.text)["message"].startswith(field), r.text
+
+
+def test_a_browser_gets_errors_as_a_page_in_the_hubs_look_with_a_way_back(catalogue):
+    page = catalogue.replace("/api/", "/nowhere")
+    r = requests.get(page, headers={"Accept": "text/html"}, timeout=10)
+    assert r.status_code == 404 and r.headers["Content-Type"].startswith("text/html")
+    assert "<h1 class=\"h3\">404 Not Found</h1>" in r.text and "/services/datasets/nowhere is not a page" in r.text
+    assert 'static/css/style.min.css"' in r.text and 'href="/hub/home">Back to the hub</a>' in r.text
+    # an API client gets the same error as JSON
+    api = requests.get(catalogue + "nowhere", timeout=10)
+    assert api.status_code == 404 and api.json()["status"] == 404
