@@ -134,11 +134,15 @@ def validate_account(data: dict, *, reserved: set[str], user_given: str | None) 
 # --------------------------------------------------------------------------- abuse limits
 
 
-def client_address(forwarded_for: str | None, peer: str) -> str:
-    """The caller's address: the last hop of X-Forwarded-For, which configurable-http-proxy
-    appends (anything before it the client may have written); else the connection's peer."""
+def client_address(forwarded_for: str | None, peer: str, trusted_proxies: int = 0) -> str:
+    """The caller's address in X-Forwarded-For: configurable-http-proxy appends the address
+    it saw last; each of the ``trusted_proxies`` reverse proxies in front of it (an ingress
+    controller, a load balancer) appended one before that. Entries further left are
+    whatever the client wrote, so they never count. Without the header: the connection's peer."""
     hops = [h.strip() for h in (forwarded_for or "").split(",") if h.strip()]
-    return hops[-1] if hops else peer
+    if not hops:
+        return peer
+    return hops[max(len(hops) - 1 - trusted_proxies, 0)]
 
 
 @dataclass

@@ -35,7 +35,8 @@ def settings(given: dict) -> dict:
     """The service's ``residency`` setting (AISTUDIO_RESIDENCY, see :func:`spec_parts`) with its defaults."""
     return {"group": given.get("group", "gpu-residents"), "invitations": given.get("invitations", True),
             "invitation_days": int(given.get("invitation_days", 14)),
-            "per_hour": int(given.get("per_hour", 5)), "reserved": set(given.get("reserved", [])),
+            "per_hour": int(given.get("per_hour", 5)), "trusted_proxies": int(given.get("trusted_proxies", 0)),
+            "reserved": set(given.get("reserved", [])),
             "public_url": (given.get("public_url") or "").rstrip("/"), "login_url": given.get("login_url", "")}
 
 
@@ -121,7 +122,8 @@ class PublicBase(ResidencyBase):
 
     def address(self) -> str:
         peer = getattr(self.request.connection.context, "_orig_remote_ip", None) or self.request.remote_ip
-        return residency.client_address(self.request.headers.get("X-Forwarded-For"), peer)
+        return residency.client_address(self.request.headers.get("X-Forwarded-For"), peer,
+                                        self.residency_settings["trusted_proxies"])
 
     def submit(self) -> tuple[dict | None, str]:
         """A submission from the form or the API: (the application, its token), or
@@ -280,7 +282,7 @@ def spec_parts(config: dict) -> dict:
     demo = auth["type"] == "demo"
     settings = {
         "group": res["group"], "invitations": demo, "invitation_days": res["invitation_days"],
-        "per_hour": res["per_address_per_hour"],
+        "per_hour": res["per_address_per_hour"], "trusted_proxies": res["trusted_proxies"],
         "public_url": (config.get("notifications") or {}).get("public_url") or "",
         "reserved": sorted(set(auth["demo"]["users"]) | set(auth["admin_users"])) if demo else [],
         "login_url": config["hub"]["base_url"].rstrip("/") + "/hub/login",

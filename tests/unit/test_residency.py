@@ -66,6 +66,9 @@ def test_the_rate_limit_counts_per_address_in_a_sliding_hour():
 def test_the_client_is_the_last_hop_the_proxy_added():
     assert residency.client_address("6.6.6.6, 10.1.2.3", "127.0.0.1") == "10.1.2.3"  # the first hop is the client's word
     assert residency.client_address(None, "127.0.0.1") == "127.0.0.1"
+    # behind an ingress controller: it appended the client, the proxy appended the ingress
+    assert residency.client_address("6.6.6.6, 203.0.113.9, 10.0.0.7", "127.0.0.1", 1) == "203.0.113.9"
+    assert residency.client_address("10.0.0.7", "127.0.0.1", 3) == "10.0.0.7"  # fewer hops than trusted
 
 
 # ------------------------------------------------------------------ review and membership
