@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-EXTENSION_DIR = REPO / "extensions" / "lab"
 MARKER = "aistudio-environment.json"
 SERVER_COMMAND = "jupyterhub-singleuser"
 # what the wheel of the extension is made of (its front end is kept built in aistudio_lab/labextension)
@@ -142,8 +141,15 @@ def requirements_hash(env: Environment) -> str:
     return digest.hexdigest()
 
 
-def extension_hash(directory: Path = EXTENSION_DIR) -> str:
+def extension_dir() -> Path:
+    """The studio's JupyterLab extension in this checkout, which local builds install. Only a
+    checkout has it: the hub's image builds no environments (servers' images carry it)."""
+    return REPO / "extensions" / "lab"
+
+
+def extension_hash(directory: Path | None = None) -> str:
     """What the studio's JupyterLab extension's wheel is made of (a change reinstalls it)."""
+    directory = directory or extension_dir()
     digest = hashlib.sha256()
     for part in _EXTENSION_PARTS:
         base = directory / part

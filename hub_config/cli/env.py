@@ -95,7 +95,7 @@ def build(env: Environment, python: str, *, force: bool = False) -> str:
 def install_extension(env: Environment) -> None:
     """The studio's JupyterLab extension, without its dependencies (the requirement file pins them)."""
     run_step(env.name, "installing the studio's JupyterLab extension (extensions/lab)",
-             [*pip(env), "--no-deps", "--force-reinstall", str(environments.EXTENSION_DIR)])
+             [*pip(env), "--no-deps", "--force-reinstall", str(environments.extension_dir())])
 
 
 def cmd_env_build(args) -> int:

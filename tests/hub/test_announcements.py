@@ -148,7 +148,7 @@ def test_service_runs_migrated_database(ann):
     assert services["announcements"]["command"][1:] == ["-m", "hub_config.announcements.service"]
     db = Path(ann.config["data_dir"]) / "announcements.sqlite"
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 

@@ -18,7 +18,7 @@ from harness import Studio, free_ports, write_config, write_profiles
 
 from hub_config.datasets import DatasetStore
 
-HEAD = {"usage": "0004", "datasets": "0002", "announcements": "0001"}  # the newest revision of each
+HEAD = {"usage": "0004", "datasets": "0002", "announcements": "0003"}  # the newest revision of each
 
 PROFILES = """\
 profiles:
