@@ -160,14 +160,14 @@ def take_all(browser, studio: DemoStudio, camera: Camera) -> None:
     camera.shot(page, "jupyterlab", start_lab)
 
     def datasets_panel():
-        page.locator(".jp-SideBar [data-id*='datasets' i], .jp-SideBar [title*='Datasets']").first.click()
+        page.locator('[data-id="aistudio-datasets"]').click()
         page.wait_for_timeout(1500)
 
     camera.shot(page, "lab-datasets-panel", datasets_panel)
 
     def dataset_view():
-        page.locator("[class*='aistudio-Datasets'] li, [class*='aistudio-Datasets'] [role=listitem]").first.click()
-        page.wait_for_timeout(2500)
+        page.locator(".aistudio-Datasets-item[data-dataset] a").first.click()
+        page.wait_for_timeout(2500)  # the preview loads
 
     camera.shot(page, "lab-dataset-view", dataset_view)
     requests_session = requests.Session()

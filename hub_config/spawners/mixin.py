@@ -127,6 +127,18 @@ class ProfileSpawnerMixin(HasTraits):
     def environment_of(self, launch: Launch) -> str:
         return launch.environment or self.default_environment
 
+    def with_startable_environment(self, launch: Launch, asked) -> Launch:
+        """Without the member's choice (``asked``), the profile's first environment that can
+        start here rather than its first (on one machine the deep-learning one may not be
+        built yet); a choice is kept, and refused at the start if it cannot run."""
+        if asked or not launch.environment or not self.environment_unavailable(launch.environment):
+            return launch
+        other = next((e for e in launch.profile.environments if not self.environment_unavailable(e)), None)
+        if other is None:
+            return launch
+        options = {**launch.options, ENVIRONMENT_OPTION: other} if ENVIRONMENT_OPTION in launch.options else launch.options
+        return replace(launch, environment=other, options=options)
+
     @property
     def usage(self) -> UsageStore | None:
         return usage_store(self.usage_db_url) if self.usage_db_url else None
@@ -312,11 +324,13 @@ class ProfileSpawnerMixin(HasTraits):
         """The form's choice among a profile's environments (KubeSpawner's image choice); one that
         cannot start here is disabled with why."""
         rows = []
-        for index, name in enumerate(profile.environments):
+        for name in profile.environments:
             why = self.environment_unavailable(name)
             description = (self.environments.get(name) or {}).get("description")
             rows.append({"value": name, "label": f"{name} ({description})" if description else name,
-                         "selected": index == 0, "disabled": why is not None, "reason": why, "part": ""})
+                         "selected": False, "disabled": why is not None, "reason": why, "part": ""})
+        # preselected: the first that can start here (else the first, disabled, saying why)
+        next((r for r in rows if not r["disabled"]), rows[0])["selected"] = True
         return {"name": ENVIRONMENT_OPTION, "display_name": "Environment", "values": rows}
 
     def options_from_form(self, formdata):
@@ -370,6 +384,8 @@ class ProfileSpawnerMixin(HasTraits):
         except LaunchRejected as e:
             raise web.HTTPError(e.status, e.message, reason=e.message[:200]) from None
         self._outcome_profile = launch.profile.slug
+        launch = self.with_startable_environment(
+            launch, self.user_options.get(ENVIRONMENT_OPTION) if isinstance(self.user_options, dict) else None)
         chosen = {"profile": launch.profile.slug, **launch.options}
         if saved and self.user_options and chosen != self.user_options:
             self.log.info(

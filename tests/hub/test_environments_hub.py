@@ -31,6 +31,11 @@ profiles:
     resources: {{cpu: 1, memory: 2Gi}}
     environments: [{NEVER_BUILT}]
     access: {{users: [carol]}}
+  - slug: cpu-fallback
+    display_name: "CPU whose first environment is not built here"
+    resources: {{cpu: 1, memory: 2Gi}}
+    environments: [{NEVER_BUILT}, data-science]
+    access: {{users: [carol]}}
 """
 
 
@@ -142,3 +147,19 @@ def test_an_environment_outside_the_profile_or_not_built_is_refused_plainly(env_
         message = r.text
     assert f"Environment {NEVER_BUILT} is not built on this machine: run `aistudio env build {NEVER_BUILT}`" in message, message
     assert not env_studio.api("GET", "/users/carol").json()["servers"]
+
+
+def test_without_a_choice_the_profiles_first_environment_built_here_is_taken(env_studio):
+    form = env_studio.form("carol")
+    select = re.search(r'<select[^>]*name="profile-option-cpu-fallback--environment".*?</select>', form, flags=re.S)
+    assert select, form
+    options = dict(re.findall(r'<option value="([^"]+)"([^>]*)>', select.group(0)))
+    assert "disabled" in options[NEVER_BUILT] and "selected" not in options[NEVER_BUILT], select.group(0)
+    assert "selected" in options["data-science"] and "disabled" not in options["data-science"], select.group(0)
+    r = env_studio.spawn("carol", {"profile": "cpu-fallback"})  # through the API, naming no environment
+    assert r.status_code in (201, 202), r.text
+    try:
+        where = env_studio.run_in_kernel("carol", "import sys; print(sys.prefix)")
+        assert where.strip().endswith("/data-science"), where
+    finally:
+        env_studio.stop_server("carol")
