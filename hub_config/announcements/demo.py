@@ -1,6 +1,7 @@
 """Demo announcements, so that registering, applying, reviewing and reading news can be
 tried right after ``make up`` (``announcements.demo: true``; the demo config turns it on),
-and a field-test scenario to apply to.
+a field-test scenario to apply to, a residency application to review and a member's
+support request to triage.
 
 :func:`seed` runs when the service starts. It goes through the store's own API, so the
 items are validated and rendered as an organiser's would be, and it is idempotent:
@@ -124,12 +125,47 @@ def seed_scenario(store: Store, now: datetime) -> tuple[list[str], list[str]]:
     return [], [scenarios.update(s["id"], _scenario_window(now))["title"] for s in over]
 
 
+DEMO_APPLICATION = {
+    "name": "Dr. Lin Zhou", "organisation": "Riverside Diagnostics (demo applicant)", "email": "lin.zhou@riverside.example",
+    "area": "healthcare",
+    "reserves": "A retinal-image screening model for diabetic retinopathy, validated on 12,000 images from two "
+                "clinics; a web tool that grades images in seconds.",
+    "team": "Three: an ophthalmologist, a machine-learning engineer and a product manager.",
+    "wants": "GPU time to retrain on more varied images, de-identified follow-up data, and a check-up centre "
+             "where the tool can be tried with real patients.",
+}
+DEMO_SUPPORT_REQUEST = {
+    "kind": "labelling", "subject": "diabetes-outcomes",
+    "description": "Could the data-processing team label the **free-text discharge notes** of "
+                   "`diabetes-outcomes` with the complication they mention? About 3,000 rows.",
+}
+DEMO_MEMBER = "alice"  # a demo user of aistudio.yaml: her request is in the support queue
+
+
+def seed_programme(store: Store) -> list[str]:
+    """A residency application for the reviewers and a member's support request for the
+    support staff, each added once, into an empty queue."""
+    from .residency import ResidencyStore
+    from .support import SupportStore
+
+    created = []
+    if not ResidencyStore(store).queue():
+        app, _token = ResidencyStore(store).submit(DEMO_APPLICATION)
+        created.append(f"residency application of {app['name']}")
+    support = SupportStore(store)
+    if not support.list():
+        support.create(DEMO_MEMBER, DEMO_SUPPORT_REQUEST)
+        created.append(f"support request of {DEMO_MEMBER}")
+    return created
+
+
 def seed(store: Store, now: datetime | None = None) -> dict:
     """Add the demo items and the demo field-test scenario once and keep their dates ahead;
     returns ``{"created": [titles], "moved": [titles]}`` (both empty when there was nothing to do)."""
     now = now or utcnow()
     tz = store.default_tz
     scenario_created, scenario_moved = seed_scenario(store, now)
+    scenario_created += seed_programme(store)
     ours = [i for i in store.all_items() if i["created_by"] == DEMO_AUTHOR]
     if not ours:
         created = [store.create(item, DEMO_AUTHOR)["title"] for item in demo_items(now, tz)]

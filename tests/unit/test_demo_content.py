@@ -13,7 +13,9 @@ from sqlalchemy import update
 from hub_config import config as studio_config
 from hub_config import configurer
 from hub_config.announcements import demo
+from hub_config.announcements.residency import ResidencyStore
 from hub_config.announcements.scenarios import ScenarioStore
+from hub_config.announcements.support import SupportStore
 from hub_config.announcements.models import Item
 from hub_config.announcements.service import ENV_DEMO, AnnouncementsService, spec
 from hub_config.announcements.store import Store
@@ -38,7 +40,10 @@ def by_kind(store: Store) -> dict[str, dict]:
 
 def test_seeding_adds_a_seminar_with_seats_a_call_and_news_once(store):
     first = demo.seed(store)
-    assert len(first["created"]) == 4 and first["moved"] == []
+    assert len(first["created"]) == 6 and first["moved"] == []
+    # a residency application for the reviewers, a member's support request for the staff
+    assert [a["organisation"] for a in ResidencyStore(store).queue()] == [demo.DEMO_APPLICATION["organisation"]]
+    assert [(r["user"], r["status"]) for r in SupportStore(store).list()] == [("alice", "new")]
     scenarios = ScenarioStore(store).list(organiser=False)  # and a field-test scenario members can apply to
     assert [s["title"] for s in scenarios] == [demo.demo_scenario(datetime.now())["title"]] and scenarios[0]["open"]
     items = by_kind(store)
