@@ -443,6 +443,8 @@ def test_a_dataset_opens_in_the_main_area_and_its_snippet_goes_into_a_notebook(d
         names = page.locator(".aistudio-Datasets-item[data-dataset]").evaluate_all(
             "els => els.map(e => e.dataset.dataset)")
         assert set(names) & TEST_DATASETS == {"alpha"}
+        # everything fitted in the first pages: no "More" to press
+        assert page.locator(".aistudio-Datasets-more").evaluate_all("els => els.map(e => e.offsetParent)") == [None, None]
         item.locator("a").click()
         view = page.locator("#aistudio-dataset-alpha .aistudio-DatasetView")
         grid = view.locator(".aistudio-DatasetView-grid table")

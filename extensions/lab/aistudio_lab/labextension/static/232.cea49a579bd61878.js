@@ -15,6 +15,7 @@
 .aistudio-Datasets-meta, .aistudio-Datasets-status, .aistudio-Datasets-empty { color: var(--jp-ui-font-color2); }
 .aistudio-Datasets-error { color: var(--jp-error-color1); }
 .aistudio-Datasets-more { margin: 4px 0; }
+.aistudio-Datasets-more[hidden] { display: none; }  /* .jp-Button sets display */
 .aistudio-Datasets-hint {
   background: var(--jp-warn-color3);
   border-left: 3px solid var(--jp-warn-color1);
