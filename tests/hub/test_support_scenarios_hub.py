@@ -11,7 +11,7 @@ import re
 
 import pytest
 import requests
-from harness import PASSWORD, SMTPInbox, Studio, copy_profiles, free_ports, wait_for, write_config
+from harness import PASSWORD, SMTPInbox, Studio, browser_login, copy_profiles, free_ports, wait_for, write_config
 
 SVC = "/services/announcements/"
 USERS = {
@@ -173,3 +173,30 @@ def test_scenario_application_review_and_partner_link(studio):
     assert [(u["kind"], u["status"]) for u in updates] == [("support", "declined"), ("scenario", "rejected")]
     queue = studio.session("olga").get(f"{studio.url}{SVC}scenarios/review", timeout=30)
     assert queue.status_code == 200 and "AF screening" in queue.text
+
+
+@pytest.mark.browser
+def test_a_decision_on_my_request_shows_as_a_jupyterlab_notice_once(studio, page):
+    """bob's request was declined in the life-cycle test: his JupyterLab tells him, once."""
+    declined = [r for r in api(studio, "GET", "api/support", "bob").json()["requests"] if r["status"] == "declined"]
+    assert declined, "the life-cycle test declines bob's request first"
+    page.set_default_timeout(60_000)
+    r = studio.spawn("bob", {"profile": "cpu-small"}, wait=False)  # this studio has no admin: bob waits
+    assert r.status_code in (201, 202), r.text
+    wait_for(lambda: (studio.api("GET", "/users/bob", user="bob").json()["servers"].get("") or {}).get("ready"),
+             120, "bob's server")
+    try:
+        browser_login(page, studio.url, "bob", PASSWORD)
+        page.goto(f"{studio.url}/user/bob/lab")
+        page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
+        notice = page.get_by_text(re.compile(r"^Support request: .* is now Declined$"))
+        notice.first.wait_for(timeout=60_000)
+        assert notice.count() == 1
+        # shown once: a reload brings no second notice of the same decision
+        page.reload()
+        page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
+        page.wait_for_timeout(4000)
+        assert notice.count() == 0
+    finally:
+        studio.api("DELETE", "/users/bob/server", user="bob")
+        wait_for(lambda: not studio.api("GET", "/users/bob", user="bob").json()["servers"], 60, "bob's server to stop")
