@@ -179,7 +179,7 @@ def test_scenario_application_review_and_partner_link(studio):
 def test_a_decision_on_my_request_shows_as_a_jupyterlab_notice_once(studio, page):
     """Staff decline bob's request: his JupyterLab tells him, once. (Browser tests may run
     after the module's others, on a studio of their own: the test makes its own request.)"""
-    mine = api(studio, "POST", "api/support", "bob", json={**REQUEST, "kind": "labelling"})
+    mine = api(studio, "POST", "api/support", "bob", json={**REQUEST, "kind": "labelling", "subject": "ward-notes"})
     assert mine.status_code == 201, mine.text
     r = api(studio, "PATCH", f"api/support/{mine.json()['id']}", "sam",
             json={"status": "declined", "reason": "Outside what the team labels"})
@@ -193,7 +193,7 @@ def test_a_decision_on_my_request_shows_as_a_jupyterlab_notice_once(studio, page
         browser_login(page, studio.url, "bob", PASSWORD)
         page.goto(f"{studio.url}/user/bob/lab")
         page.locator("#jp-main-dock-panel").wait_for(timeout=120_000)
-        notice = page.get_by_text(re.compile(r"^Support request: .* is now Declined$"))
+        notice = page.get_by_text("Support request: Data labelling: ward-notes is now Declined", exact=True)
         notice.first.wait_for(timeout=60_000)
         assert notice.count() == 1
         # shown once: a reload brings no second notice of the same decision
