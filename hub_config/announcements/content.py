@@ -36,6 +36,14 @@ class BadInput(ValueError):
     """Invalid input from a request: answered with 400 and this message."""
 
 
+def check_transition(transitions: dict, current: str, new: str, what: str = "an application") -> None:
+    """Raise ``BadInput`` naming ``status`` unless ``transitions`` lets ``what`` (an application,
+    a request) move from ``current`` to ``new``."""
+    if new not in transitions[current]:
+        allowed = ", ".join(sorted(transitions[current])) or "none (it is final)"
+        raise BadInput(f"status: {what} that is {current} cannot become {new}; allowed: {allowed}")
+
+
 # ------------------------------------------------------------------ Markdown
 
 _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(["table", "strikethrough"])

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import membership
 from ..notifications import is_address
-from .content import BadInput, utcnow
+from .content import BadInput, check_transition, utcnow
 from .models import ResidencyApplication, ResidencyEvent
 from .store import Conflict, NotFound, Store, iso
 
@@ -267,10 +267,7 @@ class ResidencyStore:
                     raise Conflict(f"the application is {app.status} now, not {seen}; reload and try again")
                 status = checked["status"] if checked["status"] != app.status else None
                 if status is not None:
-                    if status not in TRANSITIONS[app.status]:
-                        allowed = ", ".join(sorted(TRANSITIONS[app.status])) or "none (it is final)"
-                        raise BadInput(f"status: an application that is {app.status} cannot become {status}; "
-                                       f"allowed: {allowed}")
+                    check_transition(TRANSITIONS, app.status, status)
                     self._set_status(session, app, seen, status, now)
                     if status == "accepted":
                         token = membership.grant(session, email=app.email, groups=[self.group],

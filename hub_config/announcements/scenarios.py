@@ -13,8 +13,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .content import (
-    REVIEW_TRANSITIONS, SHORT_MAX, STATE_LABELS, TITLE_MAX, BadInput, _bool, _text, parse_time, render_markdown,
-    utcnow, validate_review, zone,
+    REVIEW_TRANSITIONS, SHORT_MAX, STATE_LABELS, TITLE_MAX, BadInput, _bool, _text, check_transition, parse_time,
+    render_markdown, utcnow, validate_review, zone,
 )
 from .models import Scenario, ScenarioApplication, ScenarioEvent
 from .store import Conflict, NotFound, Store, iso
@@ -237,9 +237,7 @@ class ScenarioStore:
             new = checked["status"] if checked["status"] != app.status else None
             if new is not None:
                 seen = checked["if_status"] or app.status
-                if new not in REVIEW_TRANSITIONS[seen]:
-                    allowed = ", ".join(sorted(REVIEW_TRANSITIONS[seen])) or "none (it is final)"
-                    raise BadInput(f"status: an application that is {seen} cannot become {new}; allowed: {allowed}")
+                check_transition(REVIEW_TRANSITIONS, seen, new)
                 changed = session.execute(update(ScenarioApplication).where(
                     ScenarioApplication.id == app_id, ScenarioApplication.status == seen).values(status=new)).rowcount
                 if changed != 1:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from .. import db
 from .content import (
-    DEFAULT_BODY_MAX, REVIEW_TRANSITIONS, STATE_LABELS, BadInput, plain_text, render_markdown, utcnow,
+    DEFAULT_BODY_MAX, REVIEW_TRANSITIONS, STATE_LABELS, BadInput, check_transition, plain_text, render_markdown, utcnow,
     validate_application, validate_item, validate_review,
 )
 from .models import Application, Item, Registration, ReviewEvent
@@ -397,9 +397,7 @@ class Store:
                 raise NotFound(f"no application {app_id}")
             status = checked["status"]
             if status is not None and status != app.status:
-                if status not in REVIEW_TRANSITIONS[app.status]:
-                    allowed = ", ".join(sorted(REVIEW_TRANSITIONS[app.status])) or "none (it is final)"
-                    raise BadInput(f"status: an application that is {app.status} cannot become {status}; allowed: {allowed}")
+                check_transition(REVIEW_TRANSITIONS, app.status, status)
                 app.status = status
             else:
                 status = None

@@ -15,6 +15,7 @@ import io
 
 from sqlalchemy import select, update
 
+from . import content
 from .content import SHORT_MAX, TITLE_MAX, BadInput, _text, render_markdown, utcnow
 from .models import SupportEvent, SupportRequest
 from .store import Conflict, NotFound, Store, iso
@@ -100,9 +101,7 @@ def validate_update(data, *, staff: bool, body_max: int = COMMENT_MAX) -> dict:
 
 def check_transition(current: str, new: str) -> None:
     """Raise ``BadInput`` naming ``status`` unless staff may move a request from ``current`` to ``new``."""
-    if new not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (it is final)"
-        raise BadInput(f"status: a request that is {current} cannot become {new}; allowed: {allowed}")
+    content.check_transition(TRANSITIONS, current, new, "a request")
 
 
 def csv_cell(value):
