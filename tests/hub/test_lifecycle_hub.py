@@ -9,7 +9,7 @@ from functools import partial
 
 import harness
 import pytest
-from harness import PASSWORD, SMTPInbox, Studio, write_config, write_profiles
+from harness import PASSWORD, Studio, write_config, write_profiles
 
 from hub_config.usage.store import UsageStore
 
@@ -35,13 +35,6 @@ quotas:
   members: {max_servers: 2, max_gpus: 2, extend_by: 1m, max_extensions: 1}
 """
 USERS = ["alice", "bob", "carol", "dan", "erin"]
-
-
-@pytest.fixture(scope="module")
-def inbox():
-    inbox = SMTPInbox().start()
-    yield inbox
-    inbox.stop()
 
 
 @pytest.fixture(scope="module")

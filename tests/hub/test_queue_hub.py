@@ -9,7 +9,7 @@ from functools import partial
 import harness
 import pytest
 import requests
-from harness import PASSWORD, SMTPInbox, Studio, write_config, write_profiles
+from harness import PASSWORD, Studio, write_config, write_profiles
 
 wait_for = partial(harness.wait_for, timeout=20, what="the queue")
 
@@ -29,13 +29,6 @@ quotas:
   queue: {claim_timeout: 5m}
 """
 USERS = ["alice", "bob", "carol", "dan"]
-
-
-@pytest.fixture(scope="module")
-def inbox():
-    inbox = SMTPInbox().start()
-    yield inbox
-    inbox.stop()
 
 
 @pytest.fixture(scope="module")

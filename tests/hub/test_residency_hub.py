@@ -10,19 +10,12 @@ import re
 
 import pytest
 import requests
-from harness import CHROMIUM, PASSWORD, SMTPInbox, Studio, browser_login, copy_profiles, free_ports, wait_for, write_config
+from harness import CHROMIUM, PASSWORD, Studio, browser_login, copy_profiles, free_ports, wait_for, write_config
 
 SVC = "/services/announcements/"
 USERS = {"admin": {"admin": True}, "olivia": {"groups": ["organisers"]}, "carol": {"groups": []}}
 FORM = {"name": "Dr. Lin Wei", "organisation": "Heart Clinic Ltd", "email": "lin@clinic.example", "area": "healthcare",
         "reserves": "An ECG triage model", "team": "3 cardiologists", "wants": "GPU time and a partner clinic"}
-
-
-@pytest.fixture(scope="module")
-def inbox():
-    box = SMTPInbox().start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import re
 
 import pytest
 import requests
-from harness import PASSWORD, SMTPInbox, Studio, browser_login, copy_profiles, free_ports, wait_for, write_config
+from harness import PASSWORD, Studio, browser_login, copy_profiles, free_ports, wait_for, write_config
 
 SVC = "/services/announcements/"
 USERS = {
@@ -21,13 +21,6 @@ USERS = {
     "bob": {"groups": ["students"], "email": "bob@lab.example"},
 }
 REQUEST = {"kind": "knowledge_base", "subject": "oncology-guidelines", "description": "Build a *knowledge base* from 40 PDFs."}
-
-
-@pytest.fixture(scope="module")
-def inbox():
-    box = SMTPInbox().start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture(scope="module")
