@@ -16,33 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import requests
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+sys.path.insert(0, str(REPO / "tests"))
+from harness import CHROMIUM, Studio, free_ports  # noqa: E402  the tests' way to run a studio: ports, start, Ctrl-C
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 VIEWPORT = {"width": 1440, "height": 900}
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def demo_config(folder: Path) -> Path:
@@ -58,41 +43,6 @@ def demo_config(folder: Path) -> Path:
     path = folder / "aistudio.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-class DemoStudio:
-    def __init__(self, folder: Path):
-        self.config_path = demo_config(folder)
-        config = yaml.safe_load(self.config_path.read_text())
-        self.url = f"http://127.0.0.1:{config['hub']['port']}"
-        self.password = config["auth"]["demo"]["password"]
-        self.log_path = folder / "hub.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> None:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub_config.cli", "--config", str(self.config_path), "up"],
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the studio exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                if requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the studio did not answer within {timeout:.0f}s; see {self.log_path}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # as Ctrl-C: the hub stops servers and proxy
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 class Camera:
@@ -116,15 +66,15 @@ class Camera:
             print(f"  {name}: FAILED ({self.failed[-1]})", file=sys.stderr)
 
 
-def login(page, studio: DemoStudio, user: str) -> None:
+def login(page, studio: Studio, user: str) -> None:
     page.goto(f"{studio.url}/hub/login")
     page.fill("#username_input", user)
-    page.fill("#password_input", studio.password)
+    page.fill("#password_input", studio.config["auth"]["demo"]["password"])
     page.click("#login_submit")
     page.wait_for_url("**/hub/home", timeout=30_000)
 
 
-def take_all(browser, studio: DemoStudio, camera: Camera) -> None:
+def take_all(browser, studio: Studio, camera: Camera) -> None:
     def visit(page, path: str, wait_for: str | None = None):
         def go():
             response = page.goto(f"{studio.url}{path}")
@@ -160,7 +110,8 @@ def take_all(browser, studio: DemoStudio, camera: Camera) -> None:
     camera.shot(page, "jupyterlab", start_lab)
 
     def datasets_panel():
-        page.locator('[data-id="aistudio-datasets"]').click()
+        if not page.locator(".aistudio-Datasets-list").first.is_visible():  # JupyterLab may restore it open
+            page.locator('[data-id="aistudio-datasets"]').click()
         page.wait_for_timeout(1500)
 
     camera.shot(page, "lab-datasets-panel", datasets_panel)
@@ -170,8 +121,6 @@ def take_all(browser, studio: DemoStudio, camera: Camera) -> None:
         page.wait_for_timeout(2500)  # the preview loads
 
     camera.shot(page, "lab-dataset-view", dataset_view)
-    requests_session = requests.Session()
-    requests_session.cookies.update({c["name"]: c["value"] for c in page.context.cookies()})
     page.close()
 
     # the organiser and the admin
@@ -197,11 +146,11 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True)
     folder = Path(tempfile.mkdtemp(prefix="aistudio-screens-"))
     os.chmod(folder, 0o755)  # the servers' system accounts enter it
-    studio = DemoStudio(folder)
+    studio = Studio(folder, demo_config(folder))
     camera = Camera(args.out)
     print(f"screenshots: starting the demo studio ({folder})")
     try:
-        studio.start()
+        studio.start(timeout=120)
         print(f"screenshots: {studio.url}, taking them into {args.out}")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
