@@ -124,6 +124,17 @@ def db_url(config: dict) -> str:
 # --------------------------------------------------------------------------- reads (the hub)
 
 
+_lists: dict[str, "MembershipList"] = {}
+
+
+def members(url: str) -> MembershipList:
+    """The hub process's one :class:`MembershipList` of the database at ``url`` (both
+    authenticators ask it at login)."""
+    if url not in _lists:
+        _lists[url] = MembershipList(url)
+    return _lists[url]
+
+
 class MembershipList:
     """The hub's view of the list: read-only, one engine, opened on first use. The
     announcements service makes the table; until it has, the list is empty."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from jupyterhub.auth import Authenticator
 from traitlets import Dict, Unicode, default
 
-from ..membership import MembershipList
+from ..membership import members
 
 
 class DemoAuthenticator(Authenticator):
@@ -37,8 +37,6 @@ class DemoAuthenticator(Authenticator):
         "database); empty: only the listed demo users log in.",
     ).tag(config=True)
 
-    _members: MembershipList | None = None
-
     @default("manage_groups")
     def _manage_groups_default(self):
         return True
@@ -62,9 +60,7 @@ class DemoAuthenticator(Authenticator):
     async def _studio_member(self, name: str, password: str) -> dict | None:
         if not self.membership_db_url or not name:
             return None
-        if self._members is None:
-            self._members = MembershipList(self.membership_db_url)
-        groups = await asyncio.to_thread(self._members.login, name, password)  # scrypt: off the event loop
+        groups = await asyncio.to_thread(members(self.membership_db_url).login, name, password)  # scrypt: off the event loop
         if groups is None:
             return None
         return {"name": name, "groups": groups, "admin": name in self.admin_users}

@@ -213,8 +213,6 @@ class StudioOIDCAuthenticator(GenericOAuthenticator):
         "any other group comes from the provider alone.",
     ).tag(config=True)
 
-    _members: membership.MembershipList | None = None
-
     async def get_user_groups(self, auth_state: dict):
         """The provider's groups, plus those the studio's membership list grants this member
         (matched by user name, or by the provider's verified e-mail)."""
@@ -224,9 +222,7 @@ class StudioOIDCAuthenticator(GenericOAuthenticator):
         userinfo = (auth_state or {}).get(self.user_auth_state_key) or {}
         name = self.normalize_username(self.user_info_to_username(userinfo))
         email = userinfo.get("email") if userinfo.get("email_verified") is not False else None
-        if self._members is None:
-            self._members = membership.MembershipList(self.membership_db_url)
-        studio = await asyncio.to_thread(self._members.groups_of, name, email)
+        studio = await asyncio.to_thread(membership.members(self.membership_db_url).groups_of, name, email)
         return membership.merge_groups(groups, studio, self.membership_groups)
 
     contacts_db_url = Unicode(
