@@ -47,10 +47,6 @@ class ResidencyBase(Base):
     residency_settings: dict  # settings(); not "settings" or "options": tornado has those
     limiter: RateLimiter
 
-    @property
-    def reviewer(self) -> bool:
-        return self.current_user is not None and REVIEW_SCOPE in self.user_scopes
-
     def require_reviewer(self):
         if not self.reviewer:
             raise web.HTTPError(403, f"only residency reviewers (scope {REVIEW_SCOPE}) may do this")
@@ -70,11 +66,10 @@ class ResidencyBase(Base):
         task.add_done_callback(_pending.discard)
 
     def render(self, template: str, **kwargs):
-        kwargs.setdefault("reviewer", self.reviewer)
         if self.current_user is None:  # a public page: no hub navigation
             self.finish(_templates.get_template(template).render(
                 prefix=self.prefix, hub_prefix=self.service.hub_url, xsrf_form_html=self.xsrf_form_html,
-                rlabels=STATE_LABELS, areas=AREAS, public=True, **kwargs))
+                rlabels=STATE_LABELS, areas=AREAS, public=True, reviewer=False, **kwargs))
             return
         super().render(template, rlabels=STATE_LABELS, areas=AREAS, public=False, **kwargs)
 

@@ -107,6 +107,16 @@ class Base(ServiceHandler):
     def organiser(self) -> bool:
         return WRITE_SCOPE in self.user_scopes
 
+    @property
+    def reviewer(self) -> bool:
+        """Reviews residency applications (public pages have no caller)."""
+        return self.current_user is not None and REVIEW_SCOPE in self.user_scopes
+
+    @property
+    def staff(self) -> bool:
+        """Support staff: triage members' support requests."""
+        return self.current_user is not None and SUPPORT_SCOPE in self.user_scopes
+
     def require_organiser(self):
         if not self.organiser:
             raise web.HTTPError(403, f"only organisers (scope {WRITE_SCOPE}) may do this")
@@ -125,11 +135,9 @@ class Base(ServiceHandler):
         return {k: self.get_body_argument(k) for k in self.request.body_arguments if k != "_xsrf"}
 
     def render(self, template: str, **kwargs):
-        # the navigation's links to the residency and support queues
-        kwargs.setdefault("reviewer", REVIEW_SCOPE in self.user_scopes)
-        kwargs.setdefault("staff", SUPPORT_SCOPE in self.user_scopes)
         self.finish(_templates.get_template(template).render(
             prefix=self.prefix, hub_prefix=self.service.hub_url, user=self.user, organiser=self.organiser,
+            reviewer=self.reviewer, staff=self.staff,  # the navigation links their queues
             xsrf_form_html=self.xsrf_form_html, labels=STATE_LABELS, **kwargs,
         ))
 

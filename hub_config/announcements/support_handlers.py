@@ -45,10 +45,6 @@ class SupportBase(Base):
     def support_settings(self) -> dict:
         return settings(self.service.support)
 
-    @property
-    def staff(self) -> bool:
-        return SUPPORT_SCOPE in self.user_scopes
-
     def require_staff(self):
         if not self.staff:
             raise web.HTTPError(403, f"only the support staff (scope {SUPPORT_SCOPE}) may do this")
@@ -105,7 +101,7 @@ class SupportBase(Base):
         return status
 
     def render(self, template: str, **kwargs):
-        super().render(template, staff=self.staff, kinds=KINDS, states=STATES,
+        super().render(template, kinds=KINDS, states=STATES,
                        slabels=support.STATE_LABELS, **kwargs)
 
 
